@@ -1,0 +1,128 @@
+"""Simulation speed of a pick-and-place episode, against raw PyBullet in the same run.
+
+1. robocell runs the episode (pick red_block, place in bin) on the tabletop cell:
+   simulated time / wall time is the real-time factor.
+2. The same episode again with every motor command PyBullet receives recorded.
+3. Baseline: a fresh copy of the same scene in raw PyBullet replays exactly those
+   motor commands step by step (same physics, same contacts, no robocell code).
+   robocell wall time / baseline wall time is robocell's overhead.
+
+    python benchmarks/bench_sim.py [--repeats 3] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CELL = ROOT / "examples" / "cells" / "tabletop.yaml"
+
+
+class RecordingPyBullet:
+    """Forwards to pybullet, logging motor commands with the step they preceded."""
+
+    def __init__(self, pb: Any) -> None:
+        self._pb = pb
+        self.step = 0
+        self.log: list[tuple[int, str, tuple[Any, ...], dict[str, Any]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pb, name)
+
+    def setJointMotorControlArray(self, *args: Any, **kw: Any) -> Any:  # noqa: N802 (pybullet's name)
+        self.log.append((self.step, "setJointMotorControlArray", args, kw))
+        return self._pb.setJointMotorControlArray(*args, **kw)
+
+    def setJointMotorControl2(self, *args: Any, **kw: Any) -> Any:  # noqa: N802
+        self.log.append((self.step, "setJointMotorControl2", args, kw))
+        return self._pb.setJointMotorControl2(*args, **kw)
+
+    def stepSimulation(self, *args: Any, **kw: Any) -> Any:  # noqa: N802
+        self.step += 1
+        return self._pb.stepSimulation(*args, **kw)
+
+
+def episode(seed: int, record: bool = False) -> tuple[float, float, int, bool, Any]:
+    from robocell.cell import Cell
+    from robocell.skills import SkillContext
+
+    cell = Cell.load(CELL, seed=seed)
+    world = cell.backend.world  # type: ignore[attr-defined]
+    rec = None
+    if record:
+        rec = RecordingPyBullet(world.pb)
+        world.pb = rec
+    ctx = SkillContext.create(cell)
+    t_sim0 = world.time
+    t0 = time.perf_counter()
+    ctx.call("pick_and_place", object="red_block", target="bin")
+    wall = time.perf_counter() - t0
+    sim = world.time - t_sim0
+    steps = round((world.time - t_sim0) / world.timestep)
+    ok = cell.spec.fixture("bin").contains(cell.object_pose("red_block").t)
+    state = None
+    if record:
+        state = rec
+    cell.close()
+    return wall, sim, steps, ok, state
+
+
+def raw_replay(seed: int, rec: RecordingPyBullet) -> tuple[float, bool]:
+    """The same scene in plain PyBullet, replaying the recorded motor commands."""
+    from robocell.cell import Cell
+
+    cell = Cell.load(CELL, seed=seed)  # identical scene and settle; then only raw calls
+    world = cell.backend.world  # type: ignore[attr-defined]
+    pb, client = world.pb, world.client
+    by_step: dict[int, list[tuple[str, tuple[Any, ...], dict[str, Any]]]] = {}
+    for step, name, args, kw in rec.log:  # steps counted from the start of the recorded episode
+        by_step.setdefault(step, []).append((name, args, kw))
+    n = rec.step
+    calls = [[(getattr(pb, name), args, kw) for name, args, kw in by_step.get(i, [])] for i in range(n)]
+    step = pb.stepSimulation
+    t0 = time.perf_counter()
+    for i in range(n):
+        for fn, args, kw in calls[i]:
+            fn(*args, **kw)
+        step(physicsClientId=client)
+    wall = time.perf_counter() - t0
+    ok = cell.spec.fixture("bin").contains(world.object_pose("red_block").t)
+    cell.close()
+    return wall, ok
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    _, _, _, _, state = episode(args.seed, record=True)
+    rec = state
+    ours, raws, factors = [], [], []
+    for _ in range(args.repeats):
+        wall, sim, steps, ok, _ = episode(args.seed)
+        raw_wall, raw_ok = raw_replay(args.seed, rec)
+        ours.append(wall)
+        raws.append(raw_wall)
+        factors.append(sim / wall)
+    wall, raw_wall = statistics.median(ours), statistics.median(raws)
+    print(f"episode: {steps} steps = {sim:.2f} s simulated; placed: {ok}; raw replay placed: {raw_ok}")
+    print(f"robocell  : {wall * 1000:8.1f} ms wall  -> {statistics.median(factors):6.1f}x real time")
+    print(f"raw replay: {raw_wall * 1000:8.1f} ms wall  -> {sim / raw_wall:6.1f}x real time")
+    print(f"overhead robocell / raw PyBullet: {wall / raw_wall:.3f}x")
+    print(json.dumps({
+        "bench": "sim_episode", "steps": steps, "sim_s": round(sim, 3),
+        "robocell_wall_s": round(wall, 4), "raw_wall_s": round(raw_wall, 4),
+        "realtime_factor": round(statistics.median(factors), 1),
+        "overhead_ratio": round(wall / raw_wall, 3), "repeats": args.repeats,
+    }))
+
+
+if __name__ == "__main__":
+    main()

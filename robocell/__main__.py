@@ -1,0 +1,7 @@
+"""``python -m robocell`` is the same as the ``robocell`` command."""
+
+import sys
+
+from robocell.cli import main
+
+sys.exit(main())

@@ -1,0 +1,205 @@
+"""The ``robocell`` command line.
+
+User mistakes (bad files, unknown names, unreachable poses, limits) end with
+a one-paragraph message and exit code 2; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from robocell.errors import RobocellError
+
+app = typer.Typer(
+    name="robocell",
+    help="Program robot cells: run skill programs in simulation or on hardware.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+cell_app = typer.Typer(help="Cell files: validate and describe.", no_args_is_help=True)
+app.add_typer(cell_app, name="cell")
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+CellOpt = Annotated[Path, typer.Option("--cell", "-c", help="Cell file (YAML).")]
+SkillsOpt = Annotated[
+    Optional[list[Path]], typer.Option("--skills", help="Folder of project skills (repeatable).")
+]
+
+DEMO_CELL = Path("examples/cells/tabletop.yaml")
+
+
+@cell_app.command("check")
+def cell_check(cell: Annotated[Path, typer.Argument(help="Cell file (YAML).")]) -> None:
+    """Validate a cell file and print a summary."""
+    from robocell.cellfile import describe, load_cell_spec
+
+    spec = load_cell_spec(cell)
+    # kinematics too: tightened limits must sit inside the URDF's, and the URDF must parse
+    from robocell.kinematics_setup import arm_parts
+
+    for arm in spec.arms:
+        arm_parts(arm)
+    console.print(describe(spec))
+    console.print(f"[green]ok[/]: {cell} is a valid cell file")
+
+
+@app.command()
+def skills(skills: SkillsOpt = None) -> None:
+    """List the available skills with their signatures and documentation."""
+    from robocell.runner import load_registry
+
+    for spec in load_registry(skills or []):
+        console.print(f"[bold]{spec.signature()}[/]")
+        for line in spec.doc.splitlines():
+            console.print(f"    {line}")
+        console.print()
+
+
+@app.command()
+def run(
+    target: Annotated[Path, typer.Argument(help="PROGRAM.yaml or SCRIPT.py (defining main(cell)).")],
+    cell: CellOpt,
+    backend: Annotated[str, typer.Option(help="sim, or tcp://host:port for a remote arm.")] = "sim",
+    gui: Annotated[bool, typer.Option(help="Show the PyBullet window (real-time).")] = False,
+    record: Annotated[Optional[Path], typer.Option(help="Write an animation of the run (.gif).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Randomise object poses with this seed.")] = None,
+    arm: Annotated[Optional[str], typer.Option(help="Arm to use when the cell has several.")] = None,
+    picture: Annotated[Optional[Path], typer.Option(help="Write a PNG of the final scene.")] = None,
+    skills: SkillsOpt = None,
+) -> None:
+    """Run a program or a skill script on a cell."""
+    from robocell.cell import Cell
+    from robocell.runner import load_registry, run_file
+
+    registry = load_registry(skills or [])
+    options: dict[str, object] = {"seed": seed, "gui": gui, "realtime": gui, "record": record}
+    with Cell.load(cell, backend, **options) as c:
+        report = run_file(c, target, registry, arm=arm, on_step=_print_step)
+        if picture is not None:
+            from robocell.sim.camera import save_png
+
+            save_png(c.render(), picture)
+            console.print(f"picture of the final scene: {picture}")
+    console.print(f"[green]done[/]: {target} ran in {report.wall_time:.2f} s")
+    if record is not None:
+        console.print(f"animation: {record}")
+
+
+@app.command("eval")
+def eval_cmd(
+    program: Annotated[Path, typer.Argument(help="PROGRAM.yaml or SCRIPT.py.")],
+    cell: CellOpt,
+    trials: Annotated[int, typer.Option(min=1, help="Number of randomised trials.")] = 20,
+    seed: Annotated[int, typer.Option(help="Seed from which every trial's seed is derived.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON report.")] = False,
+    skills: SkillsOpt = None,
+) -> None:
+    """Run a program on N randomised cells and report the success rate."""
+    from robocell.evaluate import TrialResult, evaluate
+
+    def progress(t: TrialResult) -> None:
+        if not as_json:
+            mark = "[green]ok[/]" if t.success else "[red]FAIL[/]"
+            console.print(f"trial {t.trial:4d} seed {t.seed:10d} {mark} {t.wall_time:6.2f} s")
+
+    report = evaluate(cell, program, trials, seed, skills or [], progress)
+    if as_json:
+        print(json.dumps(report.to_json(), indent=2))
+        return
+    data = report.to_json()
+    console.print(
+        f"success {data['successes']}/{data['trials']} = {report.success_rate:.1%}; "
+        f"{data['mean_wall_time_s']:.2f} s wall and {data['mean_sim_time_s']:.1f} s simulated per trial"
+    )
+    for t in report.failures:
+        console.print(f"  [red]failed[/] trial {t.trial} seed {t.seed}: {t.error}")
+        console.print(f"    replay: {report.replay_command(t)}")
+
+
+@app.command()
+def demo(
+    cell: Annotated[Path, typer.Option("--cell", "-c", help="Cell file.")] = DEMO_CELL,
+    gui: Annotated[bool, typer.Option(help="Show the PyBullet window (real-time).")] = False,
+    record: Annotated[Optional[Path], typer.Option(help="Write an animation (.gif).")] = None,
+    picture: Annotated[Path, typer.Option(help="PNG of the final scene.")] = Path("out/demo.png"),
+) -> None:
+    """Put every block of the tabletop cell in the bin, then go home; writes a picture."""
+    from robocell.cell import Cell
+    from robocell.sim.camera import save_png
+    from robocell.skills import SkillContext
+
+    options: dict[str, object] = {"gui": gui, "realtime": gui, "record": record}
+    with Cell.load(cell, "sim", **options) as c:
+        bin_name = next((f.name for f in c.spec.fixtures if f.type == "bin"), None)
+        if bin_name is None:
+            raise RobocellError(f"the demo needs a cell with a bin; {cell} has none")
+        ctx = SkillContext.create(c, log=lambda s: None)
+        t0 = c.backend.world.time if hasattr(c.backend, "world") else 0.0
+        for obj in c.objects:
+            console.print(f"pick_and_place {obj} -> {bin_name} ...", end=" ")
+            ctx.call("pick_and_place", object=obj, target=bin_name)
+            p = c.object_pose(obj).t
+            console.print(f"[green]ok[/], now at ({p[0]:.3f}, {p[1]:.3f}, {p[2]:.3f}) m")
+        console.print("home ...", end=" ")
+        ctx.call("home")
+        console.print("[green]ok[/]")
+        in_bin = [o for o in c.objects if c.spec.fixture(bin_name).contains(c.object_pose(o).t)]
+        sim_t = (c.backend.world.time if hasattr(c.backend, "world") else 0.0) - t0
+        save_png(c.render(), picture)
+    console.print(
+        f"[green]demo done[/]: {len(in_bin)}/{len(c.objects)} objects in '{bin_name}' "
+        f"after {sim_t:.1f} s of simulated time; picture: {picture}"
+    )
+    if record is not None:
+        console.print(f"animation: {record}")
+
+
+def _print_step(i: int, step: object, status: str) -> None:
+    text = step.text()  # type: ignore[attr-defined]
+    if status == "start":
+        console.print(f"step {i}: {text} ...", end=" ")
+    elif status == "done":
+        console.print("[green]ok[/]")
+    else:
+        console.print("[red]failed[/]")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``robocell`` console script."""
+    import click
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]
+    try:
+        app(args=args, prog_name="robocell", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        return 130
+    except RobocellError as exc:
+        if debug:
+            traceback.print_exc()
+        err_console.print(f"[red]error[/] ({type(exc).__name__}): {exc}")
+        if not debug:
+            err_console.print("[dim](run with --debug for the traceback)[/]")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

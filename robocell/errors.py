@@ -1,0 +1,60 @@
+"""One exception hierarchy for robocell.
+
+Every error a user can cause derives from :class:`RobocellError`; the CLI turns
+these into a one-paragraph message and exit code 2.  Messages say what was
+wrong (field, value, limit) and what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class RobocellError(Exception):
+    """Base class of every error robocell raises on purpose."""
+
+
+class CellFileError(RobocellError):
+    """The cell file is missing, malformed, or fails validation."""
+
+
+class ConfigError(RobocellError):
+    """A name, argument or option given by the user does not exist or is invalid."""
+
+
+class KinematicsError(RobocellError):
+    """Inverse kinematics or path generation failed."""
+
+
+class UnreachableError(KinematicsError):
+    """No verified IK solution exists for a target within the joint limits."""
+
+
+class SafetyViolation(RobocellError):
+    """A target or trajectory leaves the safety envelope; nothing was moved."""
+
+
+class MotionError(RobocellError):
+    """A motion did not finish where it was asked to."""
+
+
+class TrackingError(MotionError):
+    """The arm ended farther from its target than the tolerance."""
+
+
+class MotionCancelled(MotionError):
+    """A motion was cancelled or stopped before it finished."""
+
+
+class SkillError(RobocellError):
+    """A skill is unknown or was called with invalid parameters."""
+
+
+class SkillFailed(SkillError):
+    """A skill's precondition did not hold or its promised effect was not reached."""
+
+
+class ProgramError(RobocellError):
+    """A program file is malformed or does not validate against the cell."""
+
+
+class BackendError(RobocellError):
+    """A backend name is unknown or the backend could not be started."""

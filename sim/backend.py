@@ -1,0 +1,78 @@
+"""The ``sim`` backend: a SimWorld with one SimArm and SimGripper per arm."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from spatialmath import SE3
+
+from robocell.arm import Arm, Gripper
+from robocell.errors import ConfigError
+from robocell.kinematics_setup import arm_parts
+
+from robocell.sim.arm import SimArm
+from robocell.sim.camera import GifRecorder, render
+from robocell.sim.gripper import SimGripper
+from robocell.sim.world import SimWorld
+
+if TYPE_CHECKING:
+    from robocell.cellfile import CellSpec
+
+
+class SimBackend:
+    """A simulated cell; implements the core Backend protocol."""
+
+    def __init__(self, spec: CellSpec, *, seed: int | None = None, gui: bool = False,
+                 realtime: bool = False, record: str | Path | None = None,
+                 camera: str | None = None) -> None:
+        self.world = SimWorld(spec, seed=None, gui=gui, realtime=realtime)
+        self.arms: dict[str, Arm] = {}
+        self.grippers: dict[str, Gripper] = {}
+        for arm_spec in spec.arms:
+            model, kin, safety = arm_parts(arm_spec)
+            body = self.world.arm_bodies[arm_spec.name]
+            arm = SimArm(self.world, arm_spec.name, body, kin, safety, arm_spec.base.se3())
+            arm.reset_joints(np.asarray(model.home))
+            self.arms[arm_spec.name] = arm
+            self.grippers[arm_spec.name] = SimGripper(
+                self.world, arm_spec.name, body, model.finger_joints, model.finger_travel,
+                arm_spec.gripper.force,
+            )
+        self.initial_poses = (
+            self.world.randomize(np.random.default_rng(seed)) if seed is not None else None
+        )
+        if self.initial_poses is None:
+            self.world.settle()
+        self.recorder = GifRecorder(self.world, record, camera) if record else None
+
+    def object_pose(self, name: str) -> SE3:
+        return self.world.object_pose(name)
+
+    def held_object(self, arm: str) -> str | None:
+        gripper = self.grippers.get(arm)
+        if not isinstance(gripper, SimGripper):
+            raise ConfigError(f"unknown arm '{arm}'; the cell's arms are: {', '.join(self.grippers)}")
+        body = gripper.held_object()
+        for name, b in self.world.bodies.items():
+            if b == body:
+                return name
+        return None
+
+    def wait(self, seconds: float) -> None:
+        self.world.wait(seconds)
+
+    def render(self, camera: str | None = None, size: tuple[int, int] | None = None) -> np.ndarray:
+        return render(self.world, camera, size)
+
+    def close(self) -> None:
+        if self.recorder is not None and self.recorder.frames:
+            self.recorder.save()
+            self.recorder.frames = []
+        self.world.close()
+
+
+def create(spec: CellSpec, address: str, **options: object) -> SimBackend:
+    """Factory used by :func:`robocell.backends.create_backend` for ``sim``."""
+    return SimBackend(spec, **options)  # type: ignore[arg-type]
