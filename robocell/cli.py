@@ -176,21 +176,14 @@ def _print_step(i: int, step: object, status: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``robocell`` console script."""
-    import click
-
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
     try:
-        app(args=args, prog_name="robocell", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        return 2
-    except click.exceptions.Abort:
-        err_console.print("aborted")
-        return 130
+        # standalone mode: usage errors print the usage and exit with code 2 by themselves
+        app(args=args, prog_name="robocell")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except RobocellError as exc:
         if debug:
             traceback.print_exc()

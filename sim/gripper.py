@@ -69,6 +69,16 @@ class SimGripper(Gripper):
             # finger pads: high friction and a torsional term so blocks do not spin out
             pb.changeDynamics(body, j, lateralFriction=1.2, spinningFriction=0.01, physicsClientId=c)
             pb.resetJointState(body, j, finger_travel, physicsClientId=c)
+        if len(self._fingers) == 2:
+            # Real parallel grippers couple their fingers mechanically (the Panda hand, the
+            # Robotiq linkage). Two independent force-saturated fingers would let a held
+            # object drift sideways between them, so couple them with a gear constraint.
+            gear = pb.createConstraint(
+                body, self._fingers[0], body, self._fingers[1], jointType=pb.JOINT_GEAR,
+                jointAxis=[1, 0, 0], parentFramePosition=[0, 0, 0], childFramePosition=[0, 0, 0],
+                physicsClientId=c,
+            )
+            pb.changeConstraint(gear, gearRatio=-1, erp=0.1, maxForce=100, physicsClientId=c)
         self._command(finger_travel, force)
         world.add_controller(Controller(self._pre_step))
 

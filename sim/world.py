@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from spatialmath import SE3, UnitQuaternion
+from spatialmath import SE3
+from spatialmath.base import q2r, r2q
 
 from robocell.errors import BackendError, ConfigError
 
@@ -28,13 +29,12 @@ TIMESTEP = 1.0 / 240.0  # PyBullet's tuned default; contacts get unstable above 
 def se3_from_pq(pos: Any, quat_xyzw: Any) -> SE3:
     """SE3 from PyBullet's position and (x, y, z, w) quaternion."""
     x, y, z, w = quat_xyzw
-    T = SE3.Rt(UnitQuaternion([w, x, y, z], norm=True).R, np.asarray(pos, dtype=float), check=False)
-    return T
+    return SE3.Rt(q2r([w, x, y, z]), np.asarray(pos, dtype=float), check=False)
 
 
 def pq_from_se3(T: SE3) -> tuple[list[float], list[float]]:
     """PyBullet's (position, (x, y, z, w) quaternion) from an SE3."""
-    q = UnitQuaternion(T.R, check=False).vec  # (w, x, y, z)
+    q = r2q(T.R)  # (w, x, y, z)
     return list(map(float, T.t)), [float(q[1]), float(q[2]), float(q[3]), float(q[0])]
 
 

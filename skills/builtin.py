@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from spatialmath import SE3
 
-from robocell.errors import KinematicsError, MotionError, SkillFailed
+from robocell.errors import KinematicsError, MotionError, SafetyViolation, SkillFailed
 from robocell.skills.binding import pose_from_value
 from robocell.skills.context import SkillContext
 from robocell.skills.geometry import floor_z, grasp_for, slot_cell, top_down, top_down_yaw
@@ -196,7 +196,10 @@ def _placement(ctx: SkillContext, held: str, target: str | None, pose: SE3 | Non
     ix, iy, h = fx.size
     lo = np.array([-ix / 2, -iy / 2, z0 - 0.005])
     hi = np.array([ix / 2, iy / 2, z0 + h + 0.05])
-    centre = np.array([T_fx.t[0], T_fx.t[1], floor_z(fx) + half + RELEASE_GAP])
+    # Release a deep bin's load just below the rim rather than at the floor: the hand
+    # is wider than the fingers and would hit the walls; the short drop is harmless.
+    release = max(floor_z(fx) + half + RELEASE_GAP, floor_z(fx) + h - half)
+    centre = np.array([T_fx.t[0], T_fx.t[1], release])
     return _Goal(f"'{fx_name}'", centre, lo, hi, T_fx)
 
 
@@ -235,5 +238,5 @@ def _move(ctx: SkillContext, motion: object, doing: str) -> None:
     """Run a motion; kinematic and tracking failures become SkillFailed with the step named."""
     try:
         motion()  # type: ignore[operator]
-    except (KinematicsError, MotionError) as exc:
+    except (KinematicsError, MotionError, SafetyViolation) as exc:
         raise SkillFailed(f"{doing} failed: {exc}") from exc

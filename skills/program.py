@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from robocell.errors import ProgramError, SkillError, SkillFailed
+from robocell.yamlio import dump_yaml, load_yaml
 from robocell.skills.binding import CellNames, bind
 from robocell.skills.registry import SkillRegistry
 
@@ -61,7 +62,7 @@ class Program(BaseModel):
     @classmethod
     def from_yaml(cls, text: str, source: str = "<program>") -> Program:
         try:
-            data = yaml.safe_load(text)
+            data = load_yaml(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -100,7 +101,7 @@ class Program(BaseModel):
         return data
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_data(), sort_keys=False)
+        return dump_yaml(self.to_data())
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
