@@ -27,8 +27,8 @@ app = typer.Typer(
 cell_app = typer.Typer(help="Cell files: validate and describe.", no_args_is_help=True)
 app.add_typer(cell_app, name="cell")
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 CellOpt = Annotated[Path, typer.Option("--cell", "-c", help="Cell file (YAML).")]
 SkillsOpt = Annotated[

@@ -38,7 +38,7 @@ _N_PERTURBED = 4
 # Random starts drawn per call once the perturbed ones fail, ranked by how close
 # their TCP already is to the target; rotation counts as TCP displacement at a
 # 0.3 m lever arm (about half the reach of the arms we model).
-_POOL = 256
+_POOL = 64
 _ROT_LEVER = 0.3
 # Once a retry has found one verified solution, try this many more starts and
 # keep the one closest to the seed, so consecutive calls don't flip branches.
@@ -451,9 +451,9 @@ class Kinematics:
             sigma = 0.05 * attempt  # widen the neighbourhood gradually
             return np.clip(start + rng.normal(0.0, sigma, self.n) * (hi - lo), lo, hi)
         if not pool:
-            # Random starts converge inside the limits ~2x more often when they
-            # already put the TCP near the target: draw a batch, FK it in one
-            # compiled call, and use the closest first.
+            # Random starts that already put the TCP near the target converge
+            # inside the limits ~1.3x as often (hard Panda targets: 16 % vs 12 %
+            # per start): draw a batch, FK it in one compiled call, closest first.
             cand = rng.uniform(lo, hi, (_POOL, self.n))
             poses = self._fk_chain(cand if self._identity_order else cand[:, self._idx])
             dp = np.linalg.norm(poses[:, :3, 3] - tep[:3, 3], axis=1)

@@ -27,7 +27,7 @@ def arm_parts(arm: ArmSpec) -> tuple[ArmModel, Kinematics, SafetyEnvelope]:
     for joint, (lo, hi) in arm.safety.joint_limits.items():
         i = model.joint_names.index(joint)
         lower[i], upper[i] = lo, hi
-    kin = Kinematics.from_model(model, lower=lower, upper=upper) if arm.safety.joint_limits else base_kin
+    kin = base_kin.with_limits(lower, upper) if arm.safety.joint_limits else base_kin
     ws = arm.safety.workspace
     safety = SafetyEnvelope(
         joint_names=model.joint_names,

@@ -93,12 +93,14 @@ class JointTrajectory:
 
 # ---------------------------------------------------------------- helpers
 def _vec(x: ArrayLike, n: int, what: str, positive: bool = False) -> np.ndarray:
+    """n finite values; limits (``positive``) may also be one scalar for all joints."""
     a = np.asarray(x, dtype=float)
-    if a.ndim == 0:
+    if a.ndim == 0 and positive:
         a = np.full(n, float(a))
     a = a.reshape(-1)
     if a.shape != (n,):
-        raise ConfigError(f"{what} has {a.size} values; give {n} (one per joint) or one scalar")
+        also = " or one scalar" if positive else ""
+        raise ConfigError(f"{what} has {a.size} values; give {n} (one per joint){also}")
     bad = ~np.isfinite(a) | ((a <= 0) if positive else False)
     if np.any(bad):
         i = int(np.flatnonzero(bad)[0])

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from spatialmath import SE3
 
+from robocell.cellfile import FixtureSpec
 from robocell.errors import KinematicsError, MotionError, SafetyViolation, SkillFailed
 from robocell.skills.binding import pose_from_value
 from robocell.skills.context import SkillContext
@@ -199,8 +200,23 @@ def _placement(ctx: SkillContext, held: str, target: str | None, pose: SE3 | Non
     # Release a deep bin's load just below the rim rather than at the floor: the hand
     # is wider than the fingers and would hit the walls; the short drop is harmless.
     release = max(floor_z(fx) + half + RELEASE_GAP, floor_z(fx) + h - half)
-    centre = np.array([T_fx.t[0], T_fx.t[1], release])
+    spot = _free_spot(ctx, fx)
+    centre = np.array([spot[0], spot[1], release])
     return _Goal(f"'{fx_name}'", centre, lo, hi, T_fx)
+
+
+def _free_spot(ctx: SkillContext, fx: FixtureSpec) -> np.ndarray:
+    """The centre or a quadrant of a fixture farthest from what already lies in it (world x, y)."""
+    T = fx.pose.se3()
+    ix, iy = fx.size[0], fx.size[1]
+    spots = [T * np.array([dx, dy, 0.0]) for dx, dy in
+             [(0, 0), (ix / 4, iy / 4), (-ix / 4, iy / 4), (ix / 4, -iy / 4), (-ix / 4, -iy / 4)]]
+    inside = [ctx.cell.object_pose(o).t[:2] for o in ctx.names.objects
+              if o != ctx.holding and fx.contains(ctx.cell.object_pose(o).t)]
+    if not inside:
+        return np.asarray(spots[0]).ravel()[:2]
+    return max((np.asarray(s).ravel()[:2] for s in spots),
+               key=lambda s: min(float(np.linalg.norm(s - p)) for p in inside))
 
 
 def _free_slot(ctx: SkillContext, tray: str) -> str:
