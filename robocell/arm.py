@@ -211,7 +211,11 @@ class Arm(abc.ABC):
     def _run(
         self, traj: JointTrajectory, q_goal: np.ndarray, wait: bool
     ) -> MotionResult | MotionHandle:
-        tcp = np.array([(self.base * self.kinematics.fk(q)).t for q in traj.q[:: max(1, len(traj.q) // 50)]])
+        # the workspace check samples the TCP path (about every 2 cm on a fast move)
+        base = np.asarray(self.base.A)
+        stride = max(1, len(traj.q) // 25)
+        samples = [*traj.q[::stride], traj.q[-1]]
+        tcp = np.array([(base @ self.kinematics.fk_matrix(q))[:3, 3] for q in samples])
         self.safety.check_trajectory(traj, tcp_positions=tcp)
         handle = self._execute(traj, q_goal)
         if not wait:

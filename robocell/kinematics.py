@@ -313,12 +313,17 @@ class Kinematics:
                 # trajectory rows and F-ordered slices are common inputs)
                 return lambda qc: ETS_fkine(handle, np.array(qc, dtype=float), None, None, True)
         except (ImportError, AttributeError, TypeError, ValueError):
-            pass
+            # rtb moved its internals: the public call is slower but equivalent
+            return lambda qc: ets.eval(np.array(qc, dtype=float))
         return lambda qc: ets.eval(np.array(qc, dtype=float))
 
     def fk(self, q: ArrayLike) -> SE3:
         """TCP (``model.tcp_link``) pose in the arm base frame."""
         return SE3(self._fk_mat(self._as_q(q)), check=False)
+
+    def fk_matrix(self, q: ArrayLike) -> np.ndarray:
+        """TCP pose in the arm base frame as a 4x4 array (no SE3 object: for hot loops)."""
+        return np.asarray(self._fk_mat(self._as_q(q)))
 
     def fk_link(self, q: ArrayLike, link: str) -> SE3:
         """Pose of any arm link (URDF link frame) in the arm base frame."""

