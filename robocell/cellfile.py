@@ -27,6 +27,7 @@ from spatialmath import SE3
 from robocell.cellfile_arm import ArmSpec, SafetySpec
 from robocell.cellfile_errors import Loc, format_errors, format_problems, problem, problems, read_yaml, show
 from robocell.cellfile_types import (
+    Coloured,
     PALETTE,
     CameraSpec,
     Color,
@@ -83,7 +84,7 @@ _SIZE_RULES = {"box": (3, "[x, y, z] full extents in m"), "cylinder": (2, "[radi
                "mesh": (3, "[sx, sy, sz] scale factors")}
 
 
-class ObjectSpec(Spec):
+class ObjectSpec(Coloured, Spec):
     """A movable rigid object; ``pose`` is the pose of its centre in the world."""
 
     name: Identifier
@@ -112,13 +113,6 @@ class ObjectSpec(Spec):
             raise problems(bad)
         return self
 
-    @property
-    def rgba(self) -> tuple[float, float, float, float]:
-        return self.color.rgba
-
-    @property
-    def color_name(self) -> str:
-        return self.color.name
 
     @property
     def half_height(self) -> float:
@@ -126,7 +120,7 @@ class ObjectSpec(Spec):
         return float(self.size[1] if self.shape == "cylinder" else self.size[2]) / 2
 
 
-class FixtureSpec(Spec):
+class FixtureSpec(Coloured, Spec):
     """A static open box: a ``bin`` or a shallow ``tray`` (optionally with slots).
 
     The fixture stands on its ``pose``: the pose is the centre of the underside
@@ -148,13 +142,6 @@ class FixtureSpec(Spec):
                                          f"'{self.name}' is a {self.type}"))])
         return self
 
-    @property
-    def rgba(self) -> tuple[float, float, float, float]:
-        return self.color.rgba
-
-    @property
-    def color_name(self) -> str:
-        return self.color.name
 
     def slot_poses(self) -> dict[str, SE3]:
         """World poses of the slot centres on the inner floor, ``<name>.slot1`` .. row-major.

@@ -281,12 +281,10 @@ class GripperSpec(Spec):
     force: Annotated[float, BeforeValidator(Num("N", gt=0, le=200))] = 40.0
 
 
-class TableSpec(Spec):
-    """The table: a box whose TOP surface is the world plane z = 0."""
+class Coloured:
+    """``rgba`` and ``color_name`` of a spec with a ``color`` field (objects, fixtures, table)."""
 
-    size: Size3 = (1.2, 1.0, 0.05)
-    center: Vec2 = (0.35, 0.0)
-    color: Color = ColorSpec.of("wood")
+    color: ColorSpec
 
     @property
     def rgba(self) -> tuple[float, float, float, float]:
@@ -295,6 +293,15 @@ class TableSpec(Spec):
     @property
     def color_name(self) -> str:
         return self.color.name
+
+
+class TableSpec(Coloured, Spec):
+    """The table: a box whose TOP surface is the world plane z = 0."""
+
+    size: Size3 = (1.2, 1.0, 0.05)
+    center: Vec2 = (0.35, 0.0)
+    color: Color = ColorSpec.of("wood")
+
 
 
 Pixels = Annotated[int, BeforeValidator(Num("px", ge=16, le=4096, integer=True))]
