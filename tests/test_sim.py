@@ -79,3 +79,27 @@ def test_frames_resolve(tabletop: Cell) -> None:
     assert np.allclose(tabletop.frame("tray.slot1").t[:2], [0.66, 0.03])
     with pytest.raises(ConfigError, match="unknown frame 'nowhere'.*above_bin"):
         tabletop.frame("nowhere")
+
+
+def test_cylinder_and_mesh_objects(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pybullet_data
+    import yaml
+
+    data = yaml.safe_load(TABLETOP.read_text())
+    mesh = f"{pybullet_data.getDataPath()}/cube.obj"  # a 1 m cube mesh, scaled to 4 cm
+    data["objects"] = [
+        {"name": "can", "shape": "cylinder", "size": [0.02, 0.06], "mass": 0.1, "color": "yellow",
+         "pose": {"xyz": [0.45, -0.25, 0.03]}},
+        {"name": "cube_mesh", "shape": "mesh", "mesh": mesh, "size": [0.04, 0.04, 0.04], "mass": 0.08,
+         "color": "orange", "pose": {"xyz": [0.60, -0.10, 0.02]}},
+    ]
+    path = tmp_path / "shapes.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with Cell.load(path) as cell:
+        assert abs(cell.object_pose("can").t[2] - 0.03) < 0.003  # resting upright on the table
+        assert abs(cell.object_pose("cube_mesh").t[2] - 0.02) < 0.003
+        ctx = SkillContext.create(cell)
+        ctx.call("pick_and_place", object="can", target="bin")
+        assert cell.spec.fixture("bin").contains(cell.object_pose("can").t)
+        ctx.call("pick_and_place", object="cube_mesh", target="tray.slot1")
+        assert np.linalg.norm(cell.object_pose("cube_mesh").t[:2] - cell.frame("tray.slot1").t[:2]) < 0.03
