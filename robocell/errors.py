@@ -58,3 +58,23 @@ class ProgramError(RobocellError):
 
 class BackendError(RobocellError):
     """A backend name is unknown or the backend could not be started."""
+
+
+class RemoteError(RobocellError):
+    """The arm server refused a command or could not be reached."""
+
+
+class ConnectionLost(RemoteError):
+    """No answer from the arm server within the call's deadline; nothing was resent."""
+
+
+class ProtocolError(RemoteError):
+    """A message broke the wire protocol (version, type, size, field); nothing was changed."""
+
+
+class LeaseError(RemoteError):
+    """Another client holds the arm's control lease (or this client's lease was lost)."""
+
+
+class ProtectiveStop(MotionError):
+    """The arm is latched in a protective stop (watchdog, fault, stop); reset it to move again."""

@@ -1,0 +1,1 @@
+"""Arm drivers for ArmServer: one module each, registered in robocell.hardware.driver."""
