@@ -20,6 +20,7 @@ from numpy.typing import ArrayLike
 from spatialmath import SE3
 
 from robocell.errors import ConfigError, TrackingError
+from robocell.planning import check_follow_start, check_motion, plan_joints, plan_pose
 
 if TYPE_CHECKING:
     from robocell.kinematics import Kinematics
@@ -109,6 +110,7 @@ class Arm(abc.ABC):
         self.safety = safety
         self.base = base  # base frame in world
         self._base_inv = base.inv()
+        self._base_m = np.asarray(base.A, dtype=float)
         self.tolerance = Tolerance()
 
     # ---- backend hooks -------------------------------------------------
@@ -157,66 +159,30 @@ class Arm(abc.ABC):
 
         ``speed`` scales the envelope's joint speed limit (0 < speed <= 1).
         """
-        from robocell.trajectory import plan_joint_move
-
         q_goal = self._as_joints(q, "move_joints target")
-        self.safety.check_joints(q_goal, what="move_joints target")
-        self._check_tcp(q_goal, "move_joints target")
-        s = _speed_factor(speed)
-        traj = plan_joint_move(
-            self.state().q, q_goal, self.safety.max_speed * s, self.safety.max_accel * s
-        )
+        traj = plan_joints(self.kinematics, self.safety, self._base_m, self.state().q, q_goal, speed)
         return self._run(traj, q_goal, wait)
 
     def move_pose(
         self, pose: SE3, *, linear: bool = False, wait: bool = True, speed: float = 1.0
     ) -> MotionResult | MotionHandle:
         """Move the TCP to a world-frame pose, joint-interpolated or in a straight line."""
-        from robocell.trajectory import plan_joint_move, plan_linear_move
-
         if not isinstance(pose, SE3):
             raise ConfigError(f"move_pose needs a spatialmath SE3 pose, got {type(pose).__name__}")
-        s = _speed_factor(speed)
-        self.safety.check_tcp(np.asarray(pose.t, dtype=float), what="move_pose target")
-        q0 = self.state().q
-        if linear:
-            traj = plan_linear_move(
-                self.kinematics,
-                q0,
-                self._base_inv * pose,
-                vmax=self.safety.max_speed * s,
-                amax=self.safety.max_accel * s,
-                max_lin_speed=self.safety.max_tcp_speed * s,
-            )
-            q_goal = traj.q[-1].copy()
-        else:
-            q_goal = self.ik(pose, q0)
-            traj = plan_joint_move(
-                q0, q_goal, self.safety.max_speed * s, self.safety.max_accel * s
-            )
+        traj, q_goal = plan_pose(self.kinematics, self.safety, self._base_m, self.state().q, pose,
+                                 linear=linear, speed=speed)
         return self._run(traj, q_goal, wait)
 
     def follow(self, traj: JointTrajectory, *, wait: bool = True) -> MotionResult | MotionHandle:
         """Follow a timed joint trajectory; it must start near the current state."""
-        q_now = self.state().q
-        gap = float(np.max(np.abs(traj.q[0] - q_now)))
-        if gap > 0.05:
-            raise ConfigError(
-                f"follow: the trajectory starts {gap:.3f} rad away from the arm's current "
-                "configuration (limit 0.05 rad); move to its first point with move_joints first"
-            )
+        check_follow_start(traj, self.state().q)
         return self._run(traj, traj.q[-1].copy(), wait)
 
     # ---- helpers -------------------------------------------------------
     def _run(
         self, traj: JointTrajectory, q_goal: np.ndarray, wait: bool
     ) -> MotionResult | MotionHandle:
-        # the workspace check samples the TCP path (about every 2 cm on a fast move)
-        base = np.asarray(self.base.A)
-        stride = max(1, len(traj.q) // 25)
-        samples = [*traj.q[::stride], traj.q[-1]]
-        tcp = np.array([(base @ self.kinematics.fk_matrix(q))[:3, 3] for q in samples])
-        self.safety.check_trajectory(traj, tcp_positions=tcp)
+        check_motion(self.kinematics, self.safety, self._base_m, traj)
         handle = self._execute(traj, q_goal)
         if not wait:
             return handle
@@ -250,9 +216,6 @@ class Arm(abc.ABC):
                 f"({', '.join(self.joint_names)}), got shape {arr.shape}"
             )
         return arr
-
-    def _check_tcp(self, q: np.ndarray, what: str) -> None:
-        self.safety.check_tcp(np.asarray(self.tcp_pose(q).t, dtype=float), what=what)
 
     def result_for(self, q_goal: np.ndarray, q_end: np.ndarray, duration: float, completed: bool) -> MotionResult:
         """Compare where the arm ended with where it was sent (joint and TCP error)."""
@@ -290,8 +253,3 @@ class Gripper(abc.ABC):
     def grasped(self) -> bool:
         """True when the fingers stopped on an object (width and contact), as a real gripper reports."""
 
-
-def _speed_factor(speed: float) -> float:
-    if not (np.isfinite(speed) and 0.0 < speed <= 1.0):
-        raise ConfigError(f"speed = {speed!r} is not allowed: give a fraction of the limits in (0, 1]")
-    return float(speed)

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 # scheme -> "module:factory"; the factory is called as factory(spec, address, **options)
 BUILTIN_BACKENDS: Mapping[str, str] = {
     "sim": "robocell.sim.backend:create",
+    "tcp": "robocell.hardware.remote:create",
+    "ipc": "robocell.hardware.remote:create",
 }
 
 
@@ -67,7 +69,7 @@ def create_backend(spec: CellSpec, address: str, **options: Any) -> Backend:
     if scheme not in known:
         raise BackendError(
             f"unknown backend '{address}'; available backends: {', '.join(sorted(known))}"
-            " (a remote arm is addressed as tcp://host:port once the hardware layer is installed)"
+            " (a remote arm is addressed as tcp://host:port)"
         )
     module_name, _, attr = known[scheme].partition(":")
     factory = getattr(importlib.import_module(module_name), attr)

@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from robocell.cli_serve import register as _register_hardware
 from robocell.errors import RobocellError
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 cell_app = typer.Typer(help="Cell files: validate and describe.", no_args_is_help=True)
 app.add_typer(cell_app, name="cell")
+_register_hardware(app)
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -76,6 +78,7 @@ def run(
     arm: Annotated[Optional[str], typer.Option(help="Arm to use when the cell has several.")] = None,
     picture: Annotated[Optional[Path], typer.Option(help="Write a PNG of the final scene.")] = None,
     skills: SkillsOpt = None,
+    keys: Annotated[Optional[Path], typer.Option(help="Keys folder for a CURVE-secured remote arm.")] = None,
 ) -> None:
     """Run a program or a skill script on a cell."""
     from robocell.cell import Cell
@@ -83,6 +86,11 @@ def run(
 
     registry = load_registry(skills or [])
     options: dict[str, object] = {"seed": seed, "gui": gui, "realtime": gui, "record": record}
+    if backend != "sim":
+        # only what the user actually asked for, so a simulator-only option gets a clear error
+        options = {k: v for k, v in options.items() if v}
+        if keys is not None:
+            options["keys"] = str(keys)
     with Cell.load(cell, backend, **options) as c:
         report = run_file(c, target, registry, arm=arm, on_step=_print_step)
         if picture is not None:

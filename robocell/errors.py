@@ -76,5 +76,5 @@ class LeaseError(RemoteError):
     """Another client holds the arm's control lease (or this client's lease was lost)."""
 
 
-class ProtectiveStop(MotionError):
+class ProtectiveStop(SafetyViolation, MotionError):
     """The arm is latched in a protective stop (watchdog, fault, stop); reset it to move again."""

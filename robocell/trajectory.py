@@ -347,3 +347,16 @@ def timed_trajectory(t: ArrayLike, q: ArrayLike, *, n: int | None = None) -> Joi
         return _hold(qa[0])
     qd = np.gradient(qa, ta, axis=0, edge_order=1)
     return JointTrajectory(ta, qa.copy(), qd)
+
+
+def plan_stop(q: np.ndarray, qd: np.ndarray, amax: np.ndarray, dt: float = 0.01) -> JointTrajectory:
+    """A synchronised constant-deceleration stop from (q, qd): every joint reaches zero
+    speed at the same time, none decelerating faster than ``amax`` (rad/s^2)."""
+    t_stop = float(np.max(np.abs(qd) / amax))
+    if t_stop < dt:
+        return JointTrajectory(t=np.array([0.0, dt]), q=np.vstack([q, q]), qd=np.zeros((2, len(q))))
+    ts = np.append(np.arange(0.0, t_stop, dt), t_stop)
+    a = qd / t_stop  # each joint reaches zero speed at t_stop, none exceeds amax
+    qs = q[None, :] + qd[None, :] * ts[:, None] - 0.5 * a[None, :] * ts[:, None] ** 2
+    qds = qd[None, :] - a[None, :] * ts[:, None]
+    return JointTrajectory(t=ts, q=qs, qd=qds)

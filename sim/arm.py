@@ -9,8 +9,8 @@ from numpy.typing import ArrayLike
 from spatialmath import SE3
 
 from robocell.arm import Arm, ArmState, Mode, MotionResult
-from robocell.errors import ConfigError, MotionError, SafetyViolation
-from robocell.trajectory import JointTrajectory
+from robocell.errors import ConfigError, MotionError, ProtectiveStop
+from robocell.trajectory import JointTrajectory, plan_stop
 
 from robocell.sim.world import Controller, SimWorld, se3_from_pq
 
@@ -125,11 +125,11 @@ class SimArm(Arm):
         pb, c = self.world.pb, self.world.client
         for j, v in zip(self._joints, q):
             pb.resetJointState(self.body, j, float(v), 0.0, physicsClientId=c)
-        self._hold(q)
+        self.command_joints(q)
 
     # ---- contract ----------------------------------------------------------
     def state(self) -> ArmState:
-        q, qd = self._read()
+        q, qd = self.read_joints()
         pb, c = self.world.pb, self.world.client
         ls = pb.getLinkState(self.body, self._tcp_link, computeForwardKinematics=True, physicsClientId=c)
         return ArmState(
@@ -139,7 +139,7 @@ class SimArm(Arm):
 
     def _execute(self, traj: JointTrajectory, q_goal: np.ndarray) -> SimMotion:
         if self._mode is Mode.STOPPED:
-            raise SafetyViolation(
+            raise ProtectiveStop(
                 f"arm '{self.name}' is in a latched protective stop ({'; '.join(self._faults) or 'stop'}); "
                 "call reset() before moving"
             )
@@ -154,21 +154,21 @@ class SimArm(Arm):
 
     def servo(self, q: ArrayLike) -> None:
         if self._mode is Mode.STOPPED:
-            raise SafetyViolation(f"arm '{self.name}' is stopped; call reset() before servoing")
+            raise ProtectiveStop(f"arm '{self.name}' is stopped; call reset() before servoing")
         if self._motion is not None and self._motion.result is None:
             raise MotionError(f"arm '{self.name}' is executing a motion; cancel it before servoing")
         q = self._as_joints(q, "servo setpoint")
         self.safety.check_joints(q, what="servo setpoint")
-        last = self._servo_target if self._servo_target is not None else self._read()[0]
+        last = self._servo_target if self._servo_target is not None else self.read_joints()[0]
         self.safety.check_step(last, q, self.world.timestep)
         self._servo_target = q
         self._mode = Mode.SERVO
 
     def stop(self) -> None:
         """Decelerate within the acceleration limit, then hold; the stop latches."""
-        q, qd = self._read()
+        q, qd = self.read_joints()
         running = self._motion if self._motion is not None and self._motion.result is None else None
-        decel = _decelerate(q, qd, self.safety.max_accel)
+        decel = plan_stop(q, qd, self.safety.max_accel)
         self._servo_target = None
         self._stopping = SimMotion(self, decel, decel.q[-1])
         if running is not None:
@@ -184,11 +184,13 @@ class SimArm(Arm):
         self._mode = Mode.IDLE
 
     # ---- control loop ----------------------------------------------------------
-    def _read(self) -> tuple[np.ndarray, np.ndarray]:
+    def read_joints(self) -> tuple[np.ndarray, np.ndarray]:
+        """Low-level: measured joint positions (rad) and speeds (rad/s)."""
         states = self.world.pb.getJointStates(self.body, self._joints, physicsClientId=self.world.client)
         return np.array([s[0] for s in states]), np.array([s[1] for s in states])
 
-    def _hold(self, q: np.ndarray, qd: np.ndarray | None = None) -> None:
+    def command_joints(self, q: np.ndarray, qd: np.ndarray | None = None) -> None:
+        """Low-level: set the joint position targets (and feed-forward speeds) for the next steps."""
         self.world.pb.setJointMotorControlArray(
             self.body, self._joints, self.world.pb.POSITION_CONTROL,
             targetPositions=list(map(float, q)),
@@ -201,7 +203,7 @@ class SimArm(Arm):
         if m is not None and m.result is None:
             self._track(m, t)
         elif self._servo_target is not None:
-            self._hold(self._servo_target)
+            self.command_joints(self._servo_target)
 
     def _track(self, m: SimMotion, t: float) -> None:
         k = m.tick
@@ -214,8 +216,8 @@ class SimArm(Arm):
             )
             return
         elapsed = t - m.t0
-        self._hold(m.q_goal)
-        q, qd = self._read()  # joint reads only while settling keeps stepping cheap
+        self.command_joints(m.q_goal)
+        q, qd = self.read_joints()  # joint reads only while settling keeps stepping cheap
         at_rest = float(np.max(np.abs(qd))) < SETTLE_SPEED
         close = float(np.max(np.abs(q - m.q_goal))) < self.tolerance.joint * 0.25
         if (at_rest and close) or elapsed > m.traj.duration + SETTLE_TIMEOUT:
@@ -223,15 +225,3 @@ class SimArm(Arm):
             if m is self._motion:
                 self._motion = None
                 self._mode = Mode.IDLE
-
-
-def _decelerate(q: np.ndarray, qd: np.ndarray, amax: np.ndarray, dt: float = 0.01) -> JointTrajectory:
-    """A synchronised constant-deceleration stop from (q, qd)."""
-    t_stop = float(np.max(np.abs(qd) / amax))
-    if t_stop < dt:
-        return JointTrajectory(t=np.array([0.0, dt]), q=np.vstack([q, q]), qd=np.zeros((2, len(q))))
-    ts = np.append(np.arange(0.0, t_stop, dt), t_stop)
-    a = qd / t_stop  # each joint reaches zero speed at t_stop, none exceeds amax
-    qs = q[None, :] + qd[None, :] * ts[:, None] - 0.5 * a[None, :] * ts[:, None] ** 2
-    qds = qd[None, :] - a[None, :] * ts[:, None]
-    return JointTrajectory(t=ts, q=qs, qd=qds)

@@ -1,0 +1,289 @@
+"""The client side of the wire: requests with deadlines, the latest state, heartbeats.
+
+Rules this module keeps (docs/protocol.md):
+
+- every request carries a fresh id and a deadline, and the call returns or
+  raises within that deadline (``ConnectionLost`` when the server is silent);
+- a request is never resent: after a timeout the socket is closed with
+  ``linger=0`` so nothing queued can reach a server later, and ZMQ_IMMEDIATE
+  stops ZeroMQ from queueing messages for a server that is not connected;
+- the state stream is conflated (only the newest message is kept), and a
+  state older than ``stale`` seconds is never returned as current;
+- while this client holds the lease, a heartbeat thread on its own socket
+  tells the server's watchdog that the client is alive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import secrets
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import zmq
+
+from robocell.errors import (
+    ConfigError, ConnectionLost, KinematicsError, LeaseError, MotionError, ProtectiveStop, ProtocolError,
+    RemoteError, SafetyViolation, UnreachableError,
+)
+from robocell.hardware.protocol import VERSION, WireError, pack, unpack
+from robocell.hardware.security import ClientKeys
+
+HEARTBEAT = 0.01  # s between heartbeats; the server's watchdog default is 50 ms
+
+_ERRORS: dict[str, type[Exception]] = {
+    "SAFETY": SafetyViolation,
+    "UNREACHABLE": UnreachableError,
+    "STOPPED": ProtectiveStop,
+    "BUSY": MotionError,
+    "FAULT": MotionError,
+    "BAD_FIELD": ConfigError,
+    "UNSUPPORTED": ConfigError,
+    "NO_LEASE": LeaseError,
+    "LEASE_HELD": LeaseError,
+    "BAD_MESSAGE": ProtocolError,
+    "BAD_VERSION": ProtocolError,
+    "TOO_LARGE": ProtocolError,
+    "UNKNOWN_OP": ProtocolError,
+}
+
+
+def error_for(code: str, message: str) -> Exception:
+    cls = _ERRORS.get(code, RemoteError)
+    if cls is UnreachableError and "IK" not in message and "reach" not in message:
+        cls = KinematicsError
+    return cls(f"{message} [server code {code}]")
+
+
+class Connection:
+    """One client's link to an ArmServer (commands, state, heartbeats)."""
+
+    def __init__(self, address: str, *, keys: ClientKeys | None = None, timeout: float = 2.0,
+                 stale: float | None = None, latency: float = 0.0, state_drop: float = 0.0,
+                 seed: int | None = None) -> None:
+        if not (0.01 <= timeout <= 600):
+            raise ConfigError(f"timeout = {timeout} s is outside [0.01, 600] s")
+        if not (0.0 <= latency <= 10.0) or not (0.0 <= state_drop < 1.0):
+            raise ConfigError(f"latency = {latency} s must be in [0, 10] and state_drop = {state_drop} in [0, 1)")
+        self.address = address
+        self.keys = keys
+        self.timeout = timeout
+        self.latency = latency
+        self.state_drop = state_drop
+        self._rng = np.random.default_rng(seed)
+        self.ctx = zmq.Context()
+        self._ids = itertools.count(secrets.randbits(40) << 20)
+        self._dealer: zmq.Socket[bytes] | None = None
+        self._sub: zmq.Socket[bytes] | None = None
+        self._state_endpoint: str | None = None
+        self._state: dict[str, Any] | None = None
+        self._state_at = 0.0  # monotonic time the latest state arrived
+        self.info: dict[str, Any] = {}
+        self.lease: str | None = None
+        self._want_lease = False
+        self._hb_stop = threading.Event()
+        self._hb_thread: threading.Thread | None = None
+        self._closed = False
+        self.stale = stale
+        self._connect()
+
+    # ---------------------------------------------------------------- sockets
+    def _secure(self, s: zmq.Socket[bytes]) -> None:
+        s.setsockopt(zmq.LINGER, 0)
+        if self.keys is not None:
+            s.curve_secretkey = self.keys.secret
+            s.curve_publickey = self.keys.public
+            s.curve_serverkey = self.keys.server_public
+
+    def _connect(self) -> None:
+        """(Re)open the command socket, say hello, subscribe to state, re-take the lease if held before."""
+        self._drop_sockets()
+        d = self.ctx.socket(zmq.DEALER)
+        self._secure(d)
+        d.setsockopt(zmq.IMMEDIATE, 1)  # never queue a command for a server that is not there
+        d.setsockopt(zmq.SNDHWM, 1000)
+        d.connect(self.address)
+        self._dealer = d
+        self.info = self.request("hello", {"client": "robocell-python"})
+        if self.info.get("version") != VERSION:
+            raise ProtocolError(f"server at {self.address} speaks protocol v{self.info.get('version')}, "
+                                f"this client v{VERSION}; upgrade the older side")
+        self.state_period = 1.0 / float(self.info["state_rate"])
+        if self.stale is None:
+            self.stale = max(0.05, 10 * self.state_period)
+        sub = self.ctx.socket(zmq.SUB)
+        self._secure(sub)
+        sub.setsockopt(zmq.CONFLATE, 1)  # latest value wins: never read a backlog of old states
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        sub.connect(self.info["state_endpoint"])
+        self._sub = sub
+        self._state = None
+        self.state(max_age=self.stale)  # the stream works (and CURVE let us in) before we go on
+        if self._want_lease:
+            self.acquire()
+
+    def _drop_sockets(self) -> None:
+        for s in (self._dealer, self._sub):
+            if s is not None:
+                s.close(linger=0)  # drop anything still queued: a command is never resent
+        self._dealer = self._sub = None
+
+    def reconnect(self) -> None:
+        self._connect()
+
+    # ---------------------------------------------------------------- requests
+    def request(self, op: str, args: dict[str, Any] | None = None, *, deadline: float | None = None) -> dict[str, Any]:
+        """Send one command and wait for its reply; raise the mapped error or ConnectionLost."""
+        if self._closed:
+            raise ConnectionLost(f"connection to {self.address} is closed")
+        if self._dealer is None:
+            self._connect()
+        assert self._dealer is not None
+        limit = self.timeout if deadline is None else deadline
+        rid = next(self._ids)
+        msg: dict[str, Any] = {"v": VERSION, "op": op, "id": rid, "deadline": limit}
+        if self.lease is not None:
+            msg["lease"] = self.lease
+        if args:
+            msg["args"] = args
+        data = pack(msg)
+        if self.latency:
+            time.sleep(self.latency)  # injected latency (evaluation of remote robustness)
+        t_end = time.monotonic() + limit
+        d = self._dealer
+        if not d.poll(max(0, int((t_end - time.monotonic()) * 1000)), zmq.POLLOUT):
+            self._lost(op, limit, "could not reach the server")
+        try:
+            d.send(data, zmq.NOBLOCK)
+        except zmq.Again:
+            self._lost(op, limit, "could not reach the server")
+        while True:
+            left = t_end - time.monotonic()
+            if left <= 0 or not d.poll(int(left * 1000) + 1, zmq.POLLIN):
+                self._lost(op, limit, "no reply")
+            try:
+                rep = unpack(d.recv())
+            except WireError as exc:
+                raise ProtocolError(f"the server at {self.address} sent an undecodable reply ({exc.message})") from None
+            if rep.get("id") != rid:
+                continue  # a late reply to an earlier request that already timed out
+            if not rep.get("ok"):
+                raise error_for(str(rep.get("code")), str(rep.get("msg")))
+            result = rep.get("result", {})
+            return result if isinstance(result, dict) else {}
+
+    def _lost(self, op: str, limit: float, why: str) -> None:
+        self._drop_sockets()
+        raise ConnectionLost(
+            f"{why} from the arm server at {self.address} for '{op}' within its deadline of {limit:.3f} s; "
+            "the command was not resent. Check that `robocell serve` is running and reachable; "
+            "the next call reconnects"
+        )
+
+    # ---------------------------------------------------------------- state
+    def state(self, max_age: float | None = None) -> dict[str, Any]:
+        """The newest state, at most ``max_age`` s old (default: ``stale``)."""
+        if self._sub is None:
+            self._connect()
+        assert self._sub is not None and self.stale is not None
+        max_age = self.stale if max_age is None else max_age
+        self._drain()
+        if self._state is not None and time.monotonic() - self._state_at <= max_age:
+            return self._state
+        t_end = time.monotonic() + self.timeout
+        while time.monotonic() < t_end:
+            if self._sub.poll(max(1, int((t_end - time.monotonic()) * 1000)), zmq.POLLIN):
+                self._drain()
+                if self._state is not None and time.monotonic() - self._state_at <= max_age:
+                    return self._state
+        self._drop_sockets()
+        raise ConnectionLost(f"no state from the arm server at {self.address} for {self.timeout:.2f} s "
+                             "(the stream is stale); check the server and the network; the next call reconnects")
+
+    def next_state(self) -> dict[str, Any]:
+        """Wait for a state newer than the one last returned (paces polling loops)."""
+        seq = self._state["seq"] if self._state is not None else -1
+        t_end = time.monotonic() + self.timeout
+        while True:
+            s = self.state()
+            if s["seq"] != seq:
+                return s
+            assert self._sub is not None
+            left = t_end - time.monotonic()
+            if left <= 0:
+                self._drop_sockets()
+                raise ConnectionLost(f"the state stream from {self.address} stopped advancing for "
+                                     f"{self.timeout:.2f} s; the next call reconnects")
+            self._sub.poll(max(1, int(min(left, 2 * self.state_period) * 1000)), zmq.POLLIN)
+
+    def _drain(self) -> None:
+        assert self._sub is not None
+        while True:
+            try:
+                raw = self._sub.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if self.state_drop and self._rng.random() < self.state_drop:
+                continue  # injected loss
+            try:
+                msg = unpack(raw)
+            except WireError:
+                continue  # a corrupt state message: keep the previous (staleness still applies)
+            if msg.get("v") != VERSION or not isinstance(msg.get("seq"), int):
+                continue  # not a state we understand; keep the previous one
+            self._state = msg
+            self._state_at = time.monotonic()
+
+    # ---------------------------------------------------------------- lease and heartbeat
+    def acquire(self) -> None:
+        self._want_lease = True
+        self.lease = None
+        self.lease = str(self.request("lease_acquire")["token"])
+        if self._hb_thread is None:
+            self._hb_thread = threading.Thread(target=self._heartbeat, name="robocell-heartbeat", daemon=True)
+            self._hb_thread.start()
+
+    def release(self) -> None:
+        self._want_lease = False
+        if self.lease is not None:
+            try:
+                self.request("lease_release", deadline=min(self.timeout, 0.5))
+            finally:
+                self.lease = None
+
+    def _heartbeat(self) -> None:
+        s = self.ctx.socket(zmq.DEALER)
+        self._secure(s)
+        s.setsockopt(zmq.IMMEDIATE, 1)
+        s.setsockopt(zmq.SNDHWM, 2)
+        s.connect(self.address)
+        try:
+            while not self._hb_stop.wait(HEARTBEAT):
+                token = self.lease
+                if token is None:
+                    continue
+                try:
+                    s.send(pack({"v": VERSION, "op": "heartbeat", "lease": token}), zmq.NOBLOCK)
+                except zmq.Again:
+                    continue  # not connected right now; the watchdog will act if this lasts
+        finally:
+            s.close(linger=0)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            if self.lease is not None and self._dealer is not None:
+                # if the server is gone, its lease expires on its own: nothing to undo
+                with contextlib.suppress(ConnectionLost):
+                    self.release()
+        finally:
+            self._closed = True
+            self._hb_stop.set()
+            if self._hb_thread is not None:
+                self._hb_thread.join(timeout=1.0)
+            self._drop_sockets()
+            self.ctx.term()

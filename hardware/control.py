@@ -1,0 +1,227 @@
+"""The server's control thread: driver I/O, executor, watchdog and the state stream.
+
+Only this thread touches the driver and the PUB socket.  Other threads hand
+it work through :meth:`ControlLoop.call` (run at the start of the next tick)
+and read :attr:`ControlLoop.latest` (the state built on the last tick, a
+reference swapped atomically).  Each tick: read the driver, run queued calls,
+check the watchdog and faults, compute one setpoint, send it, publish state
+when due, wait for the next period.
+"""
+
+from __future__ import annotations
+
+import collections
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import numpy as np
+
+from robocell.arm import Mode
+from robocell.hardware.driver import Driver, DriverState
+from robocell.hardware.executor import Executor, Motion, Status
+from robocell.hardware.protocol import VERSION, pack
+from robocell.kinematics import Kinematics
+from robocell.safety import SafetyEnvelope
+
+T = TypeVar("T")
+TICK_HISTORY = 20_000  # tick intervals kept for the jitter statistics
+
+
+@dataclass
+class Lease:
+    """Who controls the arm; ``last_heard`` is the watchdog's clock (monotonic s)."""
+
+    token: str | None = None
+    key: str | None = None
+    last_heard: float = 0.0
+
+
+@dataclass
+class WatchdogEvent:
+    silent: float  # s between the holder's last message and the stop command
+    at: float  # monotonic time of the stop command
+    key: str
+
+
+@dataclass
+class ControlStats:
+    ticks: int = 0
+    late_ticks: int = 0  # ticks that started more than one period after the previous one
+    intervals: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=TICK_HISTORY))
+    watchdog: list[WatchdogEvent] = field(default_factory=list)
+
+
+class ControlLoop:
+    def __init__(self, driver: Driver, kinematics: Kinematics, safety: SafetyEnvelope, base: np.ndarray,
+                 publish: Callable[[bytes], None], state_rate: float, watchdog: float, lease: Lease,
+                 on_event: Callable[[str, str], None]) -> None:
+        self.driver = driver
+        self.kin = kinematics
+        self.safety = safety
+        self.base = base  # 4x4 arm base in world
+        self.publish = publish
+        self.state_period = 1.0 / state_rate
+        self.watchdog = watchdog
+        self.lease = lease
+        self.on_event = on_event  # (kind, text) -> audit
+        self.period = 1.0 / driver.info.control_rate
+        st = driver.read()
+        self.executor = Executor(safety, np.asarray(st.q, dtype=float), self.period, self._result)
+        self.faults: list[str] = []  # latched; cleared by reset
+        self.hardware_faults: tuple[str, ...] = ()
+        self.motions: collections.OrderedDict[int, Motion] = collections.OrderedDict()
+        self.gripper_seq = 0
+        self.seq = 0
+        self.stats = ControlStats()
+        self.latest: dict[str, Any] = {}
+        self.q_meas = np.asarray(st.q, dtype=float)
+        self._inbox: collections.deque[tuple[Callable[[float, DriverState], Any], Future[Any]]] = collections.deque()
+        self._stop_requests: collections.deque[str] = collections.deque()
+        self._running = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.failure: BaseException | None = None
+        self._build_state(time.monotonic(), st)
+
+    # ---------------------------------------------------------------- API for other threads
+    def call(self, fn: Callable[[float, DriverState], T]) -> Future[T]:
+        """Run ``fn(now, state)`` on the control thread at the start of the next tick."""
+        fut: Future[T] = Future()
+        if self.failure is not None:
+            fut.set_exception(RuntimeError(f"the control loop has failed: {self.failure}"))
+            return fut
+        self._inbox.append((fn, fut))
+        return fut
+
+    def request_stop(self, reason: str) -> None:
+        """Stop with deceleration at the next tick; never queued behind other calls."""
+        self._stop_requests.append(reason)
+
+    @property
+    def latched(self) -> bool:
+        return bool(self.faults)
+
+    def mode(self) -> Mode:
+        if self.hardware_faults:
+            return Mode.FAULT
+        if self.faults:
+            return Mode.STOPPED
+        if self.executor.moving:
+            return Mode.MOVING
+        if self.executor.servoing:
+            return Mode.SERVO
+        return Mode.IDLE
+
+    def start(self) -> None:
+        self._running.set()
+        self._thread = threading.Thread(target=self._run, name="robocell-control", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._running.clear()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+
+    # ---------------------------------------------------------------- the loop
+    def _run(self) -> None:
+        last = time.monotonic()
+        next_pub = last
+        try:
+            while self._running.is_set():
+                st = self.driver.read()
+                now = time.monotonic()
+                self._account(now - last)
+                last = now
+                self.q_meas = np.asarray(st.q, dtype=float)
+                while self._stop_requests:
+                    self._stop(now, st, self._stop_requests.popleft())
+                self._watch(now, st)
+                while self._inbox:
+                    fn, fut = self._inbox.popleft()
+                    if fut.set_running_or_notify_cancel():
+                        try:
+                            fut.set_result(fn(now, st))
+                        except Exception as exc:  # noqa: BLE001 - handed to the caller via the future
+                            fut.set_exception(exc)
+                q, qd = self.executor.step(now, self.q_meas, np.asarray(st.qd, dtype=float))
+                self.driver.command(q, qd)
+                self._build_state(now, st)
+                if now >= next_pub:
+                    self.publish(pack(self.latest))
+                    next_pub = max(next_pub + self.state_period, now - self.state_period)
+                self.driver.wait_period()
+        except Exception as exc:  # noqa: BLE001 - the arm must be stopped whatever failed
+            self.failure = exc
+            print(f"robocell serve: control loop failed, stopping the arm: {exc!r}", file=sys.stderr)
+            self.on_event("fault", f"control loop failed: {exc!r}")
+            try:
+                self.driver.stop()
+            finally:
+                while self._inbox:
+                    _, fut = self._inbox.popleft()
+                    fut.set_exception(RuntimeError(f"the control loop has failed: {exc!r}"))
+
+    def _account(self, interval: float) -> None:
+        s = self.stats
+        s.ticks += 1
+        s.intervals.append(interval)
+        if interval > 2.0 * self.period:
+            s.late_ticks += 1
+
+    def _watch(self, now: float, st: DriverState) -> None:
+        if st.faults and st.faults != self.hardware_faults:
+            self._stop(now, st, "hardware fault: " + ", ".join(st.faults))
+        self.hardware_faults = tuple(st.faults)
+        ex = self.executor
+        if self.faults or not (ex.servoing or (ex.motion is not None and ex.motion.status is Status.RUNNING)):
+            return
+        silent = now - self.lease.last_heard
+        if self.lease.token is None or silent > self.watchdog:
+            who = self.lease.key or "nobody"
+            self.stats.watchdog.append(WatchdogEvent(silent, now, who))
+            self._stop(now, st, f"watchdog: no command or heartbeat from the controlling client ({who}) "
+                                f"for {silent * 1000:.0f} ms (limit {self.watchdog * 1000:.0f} ms)")
+
+    def _stop(self, now: float, st: DriverState, reason: str) -> None:
+        cancelled = self.executor.stop(np.asarray(st.q, dtype=float), now)
+        if reason not in self.faults:
+            self.faults.append(reason)
+        self.on_event("stop", reason + (f" (cancelled motion {cancelled.id})" if cancelled else ""))
+
+    # ---------------------------------------------------------------- motions (control thread)
+    def start_motion(self, motion: Motion, now: float) -> None:
+        self.executor.start(motion, now)
+        self.motions[motion.id] = motion
+        while len(self.motions) > 64:
+            self.motions.popitem(last=False)
+
+    def _result(self, q_goal: np.ndarray, q_end: np.ndarray, duration: float, completed: bool) -> dict[str, Any]:
+        goal = self.kin.fk(q_goal)
+        end = self.kin.fk(q_end)
+        pos, rot = self.kin.pose_error(goal, end)
+        return {"joint_error": float(np.max(np.abs(q_end - q_goal))), "position_error": pos,
+                "rotation_error": rot, "duration": duration, "completed": completed,
+                "q_goal": q_goal.tolist(), "q_end": q_end.tolist()}
+
+    # ---------------------------------------------------------------- state
+    def _build_state(self, now: float, st: DriverState) -> None:
+        ex = self.executor
+        q = np.asarray(st.q, dtype=float)
+        tcp = self.base @ self.kin.fk_matrix(q)
+        m = ex.motion
+        self.seq += 1
+        self.latest = {
+            "v": VERSION, "seq": self.seq, "t": now, "wall": time.time(), "tick": ex.tick,
+            "q": q.tolist(), "qd": np.asarray(st.qd, dtype=float).tolist(), "q_cmd": ex.q_cmd.tolist(),
+            "tcp": tcp.reshape(-1).tolist(), "mode": self.mode().value,
+            "faults": [*self.hardware_faults, *self.faults],
+            "lease": self.lease.key if self.lease.token is not None else None,
+            "motion": m.summary() if m is not None else None,
+            "servo_seq": ex.servo_seq,
+            "gripper": {"width": float(st.gripper_width), "grasped": bool(st.grasped),
+                        "busy": bool(self.driver.gripper_busy()), "seq": self.gripper_seq},
+        }

@@ -1,0 +1,129 @@
+"""The ``sim`` driver: a PyBullet cell inside the server process, paced in real time.
+
+The server ticks at :attr:`DriverInfo.control_rate` (1 kHz); physics steps at
+its own 240 Hz whenever simulated time falls behind the wall clock, so a
+remote client sees the timing a real arm would give it.  Joint setpoints go
+to PyBullet's position motors; nothing here plans or checks (the server does).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from robocell.cellfile import CellSpec
+from robocell.errors import ConfigError
+from robocell.hardware.driver import DriverInfo, DriverState
+from robocell.sim.arm import SimArm
+from robocell.sim.backend import SimBackend
+from robocell.sim.gripper import SimGripper
+
+MAX_CATCH_UP = 8  # physics steps per tick at most: a stalled host slows time instead of bursting
+
+
+class Pacer:
+    """Absolute-schedule period waiting: sleep most of the gap, spin the last bit.
+
+    ``time.sleep`` alone overshoots by 50-100 us on Linux; the short spin keeps
+    the 1 kHz tick's jitter in the tens of microseconds.
+    """
+
+    SPIN = 0.0002  # s
+
+    def __init__(self, period: float) -> None:
+        self.period = period
+        self.next = time.perf_counter() + period
+        self.overruns = 0
+
+    def wait(self) -> None:
+        now = time.perf_counter()
+        if now > self.next + self.period:
+            # more than a whole period late: resynchronise rather than burst
+            self.overruns += 1
+            self.next = now + self.period
+            return
+        gap = self.next - now - self.SPIN
+        if gap > 0:
+            time.sleep(gap)
+        while time.perf_counter() < self.next:
+            pass
+        self.next += self.period
+
+
+class SimDriver:
+    """Drives one arm of a simulated cell (``robocell serve --driver sim``)."""
+
+    def __init__(self, spec: CellSpec, arm: str, *, seed: int | None = None, gui: bool = False,
+                 rate: float = 1000.0, **options: Any) -> None:
+        if options:
+            raise ConfigError(f"sim driver: unknown option(s) {', '.join(options)}; known: seed, gui, rate")
+        if not (np.isfinite(rate) and 50.0 <= rate <= 2000.0):
+            raise ConfigError(f"sim driver: rate = {rate} Hz is outside [50, 2000] Hz")
+        self.backend = SimBackend(spec, seed=seed, gui=gui)
+        if arm not in self.backend.arms:
+            self.backend.close()
+            raise ConfigError(f"the cell has no arm '{arm}'; its arms are: {', '.join(self.backend.arms)}")
+        self.arm_name = arm
+        sim_arm = self.backend.arms[arm]
+        gripper = self.backend.grippers[arm]
+        assert isinstance(sim_arm, SimArm) and isinstance(gripper, SimGripper)
+        self.arm = sim_arm
+        self.grip = gripper
+        self.world = self.backend.world
+        kin = sim_arm.kinematics
+        self.info = DriverInfo(
+            joint_names=kin.joint_names,
+            lower=np.asarray(kin.urdf_lower, dtype=float),
+            upper=np.asarray(kin.urdf_upper, dtype=float),
+            control_rate=rate,
+            gripper_max_width=gripper.max_width,
+            vendor="robocell PyBullet simulator",
+        )
+        self._pacer = Pacer(1.0 / rate)
+        self._start = time.perf_counter()
+        self._sim_start = self.world.time
+        self._gripper_motion: Any = None
+
+    def read(self) -> DriverState:
+        q, qd = self.arm.read_joints()
+        return DriverState(q=q, qd=qd, gripper_width=self.grip.width(), grasped=self.grip.grasped())
+
+    def command(self, q: np.ndarray, qd: np.ndarray) -> None:
+        self.arm.command_joints(q, qd)
+
+    def wait_period(self) -> None:
+        self._pacer.wait()
+        # step physics until simulated time catches up with the wall clock
+        due = self._sim_start + (time.perf_counter() - self._start)
+        steps = 0
+        while self.world.time + 0.5 * self.world.timestep <= due and steps < MAX_CATCH_UP:
+            self.world.step(1)
+            steps += 1
+        if steps == MAX_CATCH_UP:
+            # the host could not keep up: let simulated time lag rather than burst later
+            self._sim_start = self.world.time - (time.perf_counter() - self._start)
+
+    def gripper(self, width: float | None, force: float | None) -> None:
+        if width is not None:
+            self._gripper_motion = self.grip.open(width, wait=False)
+        else:
+            self._gripper_motion = self.grip.close(force, wait=False)
+
+    def gripper_busy(self) -> bool:
+        m = self._gripper_motion
+        return m is not None and not m.finished
+
+    def stop(self) -> None:
+        q, _ = self.arm.read_joints()
+        self.arm.command_joints(q)
+
+    def object_poses(self) -> dict[str, np.ndarray]:
+        return {o.name: np.asarray(self.world.object_pose(o.name).A) for o in self.world.spec.objects}
+
+    def held_object(self) -> str | None:
+        return self.backend.held_object(self.arm_name)
+
+    def close(self) -> None:
+        self.backend.close()

@@ -1,0 +1,299 @@
+"""The server's operation handlers (one method per protocol operation).
+
+Handlers run on the command thread and must be quick; motions are planned on
+the planner thread (:class:`Deferred`).  A handler either returns the
+``result`` map of an OK reply or raises :class:`WireError` /
+:class:`RobocellError`; in both cases nothing has been changed before the
+checks passed.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from spatialmath import SE3
+
+from robocell.errors import RobocellError
+from robocell.hardware.control import ControlLoop
+from robocell.hardware.executor import Motion, Status
+from robocell.hardware.protocol import (
+    MAX_ARRAY, VERSION, Code, Request, WireError, check_args, get_bool, get_float, get_matrix, get_pose,
+    get_str, get_vector, reply,
+)
+from robocell.planning import check_follow_start, check_motion, plan_joints, plan_pose
+from robocell.trajectory import JointTrajectory, timed_trajectory
+
+if TYPE_CHECKING:
+    from robocell.hardware.driver import DriverState
+    from robocell.hardware.server import ArmServer
+
+CALL_TIMEOUT = 1.0  # s to wait for the control thread to take a call (it ticks every 1-2 ms)
+SERVO_FRESH = 0.25  # s: an older previous setpoint is not the reference for the next one
+MAX_GRIPPER_FORCE = 200.0  # N
+
+
+class Deferred:
+    """A reply that the planner thread will produce (a full reply map)."""
+
+    def __init__(self, fut: Future[dict[str, Any]]) -> None:
+        self.fut = fut
+
+    def on_done(self, cb: Callable[[dict[str, Any]], None]) -> None:
+        self.fut.add_done_callback(lambda f: cb(f.result()))
+
+
+class Ops:
+    def __init__(self, server: ArmServer) -> None:
+        self.s = server
+        self.control: ControlLoop = server.control
+        self.n = len(server.kin.joint_names)
+        self.names = server.kin.joint_names
+
+    def dispatch(self, req: Request, key: str, t_recv: float) -> dict[str, Any] | Deferred:
+        handler: Callable[[Request, str, float], dict[str, Any] | Deferred] = getattr(self, "op_" + req.op)
+        return handler(req, key, t_recv)
+
+    # ---------------------------------------------------------------- helpers
+    def _call(self, fn: Callable[[float, DriverState], Any]) -> Any:
+        return self.control.call(fn).result(timeout=CALL_TIMEOUT)
+
+    def _ready_to_move(self, op: str) -> None:
+        c = self.control
+        if c.hardware_faults:
+            raise WireError(Code.FAULT, f"{op}: the driver reports a fault ({', '.join(c.hardware_faults)}); "
+                                        "clear it on the robot, then reset")
+        if c.latched:
+            raise WireError(Code.STOPPED, f"{op}: the arm is in a latched protective stop "
+                                          f"({'; '.join(c.faults)}); send reset before moving")
+        if c.executor.moving:
+            raise WireError(Code.BUSY, f"{op}: the arm is executing motion {c.executor.motion.id if c.executor.motion else '?'}; "
+                                       "wait for it or stop it first")
+
+    def _plan(self, req: Request, t_recv: float, plan: Callable[[], tuple[JointTrajectory, np.ndarray]]) -> Deferred:
+        self._ready_to_move(req.op)
+        return Deferred(self.s._planner.submit(self._plan_and_start, req, t_recv, plan))
+
+    def _plan_and_start(self, req: Request, t_recv: float,
+                        plan: Callable[[], tuple[JointTrajectory, np.ndarray]]) -> dict[str, Any]:
+        from robocell.hardware.server import _code_for
+
+        try:
+            traj, q_goal = plan()
+            check_motion(self.s.plan_kin, self.s.safety, self.s.base, traj)
+            waited = time.monotonic() - t_recv
+            if waited > req.deadline:
+                raise WireError(Code.DEADLINE_EXCEEDED, f"{req.op}: planning finished {waited * 1000:.0f} ms after "
+                                f"receipt, past the deadline of {req.deadline * 1000:.0f} ms; nothing moved")
+            motion = Motion(req.id, traj, q_goal, 0.0)
+
+            def start(now: float, st: DriverState) -> None:
+                self._ready_to_move(req.op)  # again: a stop may have come in while we planned
+                self.control.start_motion(motion, now)
+                self.s._servo_last = None
+
+            self._call(start)
+            return reply(req.id, Code.OK, "", {"motion": req.id, "duration": traj.duration,
+                                               "q_goal": q_goal.tolist()})
+        except WireError as exc:
+            return reply(req.id, exc.code, exc.message)
+        except RobocellError as exc:
+            return reply(req.id, _code_for(exc), str(exc))
+        except Exception as exc:  # noqa: BLE001 - a planner bug must become an error reply, not a hang
+            print(f"robocell serve: planner error: {exc!r}", file=sys.stderr)
+            return reply(req.id, Code.INTERNAL, f"{req.op}: internal error {exc!r}; nothing moved")
+
+    def _q_plan_start(self) -> np.ndarray:
+        return self.control.executor.q_cmd.copy()
+
+    # ---------------------------------------------------------------- read-only
+    def op_hello(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:
+        check_args(req.args, frozenset({"client"}), req.op)
+        s, sf = self.s, self.s.safety
+        info = s.driver.info
+        return {
+            "server": "robocell", "version": VERSION, "key": key,
+            "arm": {
+                "name": s.arm, "joint_names": list(self.names), "lower": sf.lower.tolist(), "upper": sf.upper.tolist(),
+                "max_speed": sf.max_speed.tolist(), "max_accel": sf.max_accel.tolist(),
+                "max_tcp_speed": sf.max_tcp_speed,
+                "workspace": {"min": sf.workspace_min.tolist(), "max": sf.workspace_max.tolist()},
+                "base": s.base.reshape(-1).tolist(), "tcp_link": s.kin.tcp_link,
+                "home": list(map(float, s.model.home)), "vendor": info.vendor,
+            },
+            "gripper": {"max_width": info.gripper_max_width} if info.gripper_max_width > 0 else None,
+            "state_endpoint": s.state_endpoint, "state_rate": s.state_rate,
+            "control_rate": info.control_rate, "watchdog": s.watchdog, "lease_timeout": s.lease_timeout,
+            "servo_period": s.servo_period,
+        }
+
+    def op_state(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:
+        check_args(req.args, frozenset(), req.op)
+        return self.control.latest
+
+    def op_motion(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:
+        check_args(req.args, frozenset({"motion"}), req.op)
+        mid = req.args.get("motion")
+        if isinstance(mid, bool) or not isinstance(mid, int):
+            raise WireError(Code.BAD_FIELD, "motion: field 'motion' must be the integer id of a move")
+        m = self.control.motions.get(mid)
+        if m is None:
+            raise WireError(Code.BAD_FIELD, f"motion: no recent motion with id {mid}")
+        return m.summary()
+
+    def op_stats(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:
+        check_args(req.args, frozenset(), req.op)
+        c = self.control
+        iv = np.asarray(c.stats.intervals, dtype=float)
+        ss = c.executor.servo_stats
+        return {
+            "ticks": c.stats.ticks, "late_ticks": c.stats.late_ticks,
+            "tick_p50": float(np.percentile(iv, 50)) if iv.size else 0.0,
+            "tick_p99": float(np.percentile(iv, 99)) if iv.size else 0.0,
+            "tick_max": float(iv.max()) if iv.size else 0.0,
+            "servo": {"received": ss.received, "applied_next_tick": ss.applied_next_tick,
+                      "applied_late": ss.applied_late, "superseded": ss.superseded},
+            "watchdog": [{"silent": e.silent, "key": e.key} for e in c.stats.watchdog],
+            "messages": dict(self.s.counters),
+        }
+
+    def op_world(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:
+        check_args(req.args, frozenset(), req.op)
+        drv = self.s.driver
+
+        def read(now: float, st: DriverState) -> dict[str, Any]:
+            held = getattr(drv, "held_object", None)
+            return {"objects": {k: np.asarray(v).reshape(-1).tolist() for k, v in drv.object_poses().items()},
+                    "held": held() if callable(held) else None}
+
+        result: dict[str, Any] = self._call(read)
+        return result
+
+    # ---------------------------------------------------------------- lease, stop, reset
+    def op_lease_acquire(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:
+        check_args(req.args, frozenset(), req.op)
+        return {"token": self.s.acquire_lease(key, t_recv, req.lease), "watchdog": self.s.watchdog,
+                "lease_timeout": self.s.lease_timeout}
+
+    def op_lease_release(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:
+        check_args(req.args, frozenset(), req.op)
+        self.s.release_lease()
+        return {}
+
+    def op_stop(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:
+        check_args(req.args, frozenset({"reason"}), req.op)
+        reason = get_str(req.args, "reason", "stop", default="requested")[:200]
+        self.control.request_stop(f"stop requested by {key} ({reason})" if reason != "requested" else "stop requested")
+        return {}
+
+    def op_reset(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:
+        check_args(req.args, frozenset(), req.op)
+        c = self.control
+
+        def reset(now: float, st: DriverState) -> None:
+            if c.executor.stopping is not None:
+                raise WireError(Code.BUSY, "reset: the arm is still decelerating; retry when mode is 'stopped' "
+                                           "and the joints are at rest")
+            if st.faults:
+                raise WireError(Code.FAULT, f"reset: the driver still reports {', '.join(st.faults)}; "
+                                            "clear it on the robot first")
+            c.faults.clear()
+            c.executor.hold_here(c.executor.q_cmd)
+            self.s._servo_last = None
+
+        self._call(reset)
+        return {}
+
+    # ---------------------------------------------------------------- motions
+    def op_move_joints(self, req: Request, key: str, t_recv: float) -> Deferred:
+        check_args(req.args, frozenset({"q", "speed"}), req.op)
+        q_goal = get_vector(req.args, "q", req.op, self.n, self.names)
+        speed = get_float(req.args, "speed", req.op, default=1.0)
+        q0 = self._q_plan_start()
+        s = self.s
+        return self._plan(req, t_recv, lambda: (plan_joints(s.plan_kin, s.safety, s.base, q0, q_goal, speed), q_goal))
+
+    def op_move_pose(self, req: Request, key: str, t_recv: float) -> Deferred:
+        check_args(req.args, frozenset({"pose", "linear", "speed"}), req.op)
+        pose = SE3(get_pose(req.args, "pose", req.op), check=False)
+        linear = get_bool(req.args, "linear", req.op, False)
+        speed = get_float(req.args, "speed", req.op, default=1.0)
+        q0 = self._q_plan_start()
+        s = self.s
+        return self._plan(req, t_recv, lambda: plan_pose(s.plan_kin, s.safety, s.base, q0, pose,
+                                                         linear=linear, speed=speed))
+
+    def op_follow(self, req: Request, key: str, t_recv: float) -> Deferred:
+        check_args(req.args, frozenset({"t", "q", "qd"}), req.op)
+        rows = MAX_ARRAY // max(self.n, 1)
+        t_raw = req.args.get("t")
+        if not isinstance(t_raw, list) or not 1 <= len(t_raw) <= rows:
+            raise WireError(Code.BAD_FIELD, f"follow: field 't' must be a list of 1..{rows} sample times (s)")
+        t = get_vector(req.args, "t", req.op, len(t_raw))
+        q = get_matrix(req.args, "q", req.op, self.n, rows)
+        traj = (JointTrajectory(t, q, get_matrix(req.args, "qd", req.op, self.n, rows)) if "qd" in req.args
+                else timed_trajectory(t, q))
+        check_follow_start(traj, self.control.q_meas)
+        return self._plan(req, t_recv, lambda: (traj, traj.q[-1].copy()))
+
+    def op_servo(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:
+        check_args(req.args, frozenset({"q", "dt", "seq"}), req.op)
+        c, s = self.control, self.s
+        if c.latched or c.hardware_faults:
+            self._ready_to_move(req.op)
+        m = c.executor.motion
+        if c.executor.stopping is not None or (m is not None and m.status is Status.RUNNING):
+            raise WireError(Code.BUSY, "servo: a motion is running; stop it (or wait) before streaming setpoints")
+        q = get_vector(req.args, "q", req.op, self.n, self.names)
+        dt = get_float(req.args, "dt", req.op, lo=0.0002, hi=1.0, default=s.servo_period)
+        seq = req.args.get("seq", req.id)
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+            raise WireError(Code.BAD_FIELD, "servo: field 'seq' must be a non-negative integer")
+        s.safety.check_joints(q, what="servo setpoint")
+        s.safety.check_tcp((s.base @ s.cmd_kin.fk_matrix(q))[:3, 3], what="servo setpoint")
+        last = s._servo_last
+        fresh = last is not None and t_recv - last[1] < SERVO_FRESH
+        ref = last[0] if fresh and last is not None else c.executor.q_cmd.copy()
+        s.safety.check_step(ref, q, dt)
+        velocity = (q - ref) / dt if fresh else np.zeros(self.n)
+        s._servo_last = (q, t_recv)
+
+        def apply(now: float, st: DriverState) -> None:
+            if not c.latched:
+                c.executor.servo(seq, q, velocity, dt)
+
+        c.call(apply)
+        return {"seq": seq}
+
+    def op_gripper(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:
+        check_args(req.args, frozenset({"action", "width", "force"}), req.op)
+        c, info = self.control, self.s.driver.info
+        if info.gripper_max_width <= 0:
+            raise WireError(Code.UNSUPPORTED, "gripper: this arm has no gripper")
+        if c.latched or c.hardware_faults:
+            self._ready_to_move(req.op)
+        action = get_str(req.args, "action", req.op)
+        width: float | None = None
+        force: float | None = None
+        if action == "open":
+            width = get_float(req.args, "width", req.op, lo=0.0, hi=info.gripper_max_width,
+                              default=info.gripper_max_width)
+        elif action == "close":
+            force = get_float(req.args, "force", req.op, default=self.s.gripper_force)
+            if not (0.0 < force <= MAX_GRIPPER_FORCE):
+                raise WireError(Code.SAFETY, f"gripper: force = {force} N is outside (0, {MAX_GRIPPER_FORCE}] N")
+        else:
+            raise WireError(Code.BAD_FIELD, f"gripper: action must be 'open' or 'close', got {action[:32]!r}")
+
+        def command(now: float, st: DriverState) -> int:
+            if c.latched:
+                raise WireError(Code.STOPPED, "gripper: the arm is in a latched protective stop; reset first")
+            c.driver.gripper(width, force)
+            c.gripper_seq += 1
+            return c.gripper_seq
+
+        return {"seq": self._call(command)}

@@ -1,0 +1,260 @@
+"""The robocell arm wire protocol, version 1 (see docs/protocol.md).
+
+Every message is one ZeroMQ frame holding one msgpack map.  This module is
+the only place that turns bytes into values: it bounds sizes, refuses
+anything that is not plain data (no extension types, no pickles), and checks
+each field's type and range, so the server's handlers only ever see
+well-formed requests.  Errors raise :class:`WireError` carrying an error code
+from :class:`Code`; the server answers with that code and changes nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import numpy as np
+
+VERSION = 1
+MAX_MESSAGE = 4 * 1024 * 1024  # bytes; a 60 s trajectory at 100 Hz for 7 joints is ~0.8 MB
+MAX_SOCKET_MESSAGE = 2 * MAX_MESSAGE  # ZMQ drops the peer beyond this (hard ceiling)
+MAX_ARRAY = 200_000  # elements in any one msgpack array
+MAX_MAP = 64  # keys in any one msgpack map
+MAX_STR = 4096  # bytes in any one string
+MAX_DEADLINE = 3600.0  # s
+MAX_ID = 2**64 - 1
+
+
+class Code(str, enum.Enum):
+    """Error codes in replies (``code`` field); ``OK`` on success."""
+
+    OK = "OK"
+    BAD_MESSAGE = "BAD_MESSAGE"  # not a msgpack map, or truncated, or extra frames
+    BAD_VERSION = "BAD_VERSION"  # missing or unsupported ``v``
+    TOO_LARGE = "TOO_LARGE"  # frame above MAX_MESSAGE, or an array/map/string too long
+    UNKNOWN_OP = "UNKNOWN_OP"
+    BAD_FIELD = "BAD_FIELD"  # missing, unknown, wrongly typed or out-of-range field
+    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"  # the command waited longer than its deadline
+    NO_LEASE = "NO_LEASE"  # a motion command without this client's valid lease token
+    LEASE_HELD = "LEASE_HELD"  # another client holds the lease
+    SAFETY = "SAFETY"  # outside the safety envelope (joint, speed, accel, workspace, NaN)
+    UNREACHABLE = "UNREACHABLE"  # no verified IK solution
+    STOPPED = "STOPPED"  # protective stop latched; send reset
+    BUSY = "BUSY"  # a motion is running; stop it or wait
+    FAULT = "FAULT"  # the driver reports a hardware fault
+    UNSUPPORTED = "UNSUPPORTED"  # the driver cannot do this (e.g. no gripper)
+    INTERNAL = "INTERNAL"  # a server bug; the arm was stopped
+
+
+class WireError(Exception):
+    """A request that breaks the protocol; becomes an error reply with ``code``."""
+
+    def __init__(self, code: Code, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# ---------------------------------------------------------------- encoding
+def pack(obj: Mapping[str, Any]) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True, default=_default)
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (np.floating, np.integer, np.bool_)):
+        return obj.item()
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    raise TypeError(f"cannot encode {type(obj).__name__}")
+
+
+def _no_ext(code: int, data: bytes) -> Any:
+    raise WireError(Code.BAD_MESSAGE, f"msgpack extension type {code} is not allowed")
+
+
+def unpack(frame: bytes) -> dict[str, Any]:
+    """Decode one frame into a map, refusing oversize, truncated or non-map input."""
+    if len(frame) > MAX_MESSAGE:
+        raise WireError(Code.TOO_LARGE, f"message of {len(frame)} bytes exceeds the limit of {MAX_MESSAGE} bytes")
+    try:
+        obj = msgpack.unpackb(
+            frame,
+            raw=False,
+            strict_map_key=True,
+            use_list=True,
+            ext_hook=_no_ext,
+            max_str_len=MAX_STR,
+            max_bin_len=MAX_STR,
+            max_array_len=MAX_ARRAY,
+            max_map_len=MAX_MAP,
+            max_ext_len=0,
+        )
+    except WireError:
+        raise
+    except ValueError as exc:  # msgpack raises ValueError subclasses for limits and extra data
+        text = str(exc)
+        code = Code.TOO_LARGE if "exceeds" in text or "max_" in text else Code.BAD_MESSAGE
+        raise WireError(code, f"undecodable message: {text}") from None
+    except Exception as exc:  # noqa: BLE001 - msgpack raises many types on garbage; all mean "malformed"
+        raise WireError(Code.BAD_MESSAGE, f"undecodable message ({type(exc).__name__}: {exc})") from None
+    if not isinstance(obj, dict):
+        raise WireError(Code.BAD_MESSAGE, f"a message must be a msgpack map, got {type(obj).__name__}")
+    return obj
+
+
+# ---------------------------------------------------------------- field checks
+def _field(msg: Mapping[str, Any], key: str, where: str) -> Any:
+    if key not in msg:
+        raise WireError(Code.BAD_FIELD, f"{where}: missing field '{key}'")
+    return msg[key]
+
+
+def get_float(msg: Mapping[str, Any], key: str, where: str, *, lo: float | None = None,
+              hi: float | None = None, default: float | None = None, positive: bool = False) -> float:
+    if key not in msg and default is not None:
+        return default
+    v = _field(msg, key, where)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise WireError(Code.BAD_FIELD, f"{where}: field '{key}' must be a number, got {type(v).__name__}")
+    f = float(v)
+    if not math.isfinite(f):
+        raise WireError(Code.SAFETY, f"{where}: field '{key}' = {f} is not a finite number")
+    if positive and f <= 0:
+        raise WireError(Code.BAD_FIELD, f"{where}: field '{key}' = {f} must be positive")
+    if (lo is not None and f < lo) or (hi is not None and f > hi):
+        raise WireError(Code.BAD_FIELD, f"{where}: field '{key}' = {f} is outside [{lo}, {hi}]")
+    return f
+
+
+def get_bool(msg: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
+    v = msg.get(key, default)
+    if not isinstance(v, bool):
+        raise WireError(Code.BAD_FIELD, f"{where}: field '{key}' must be true or false, got {type(v).__name__}")
+    return v
+
+
+def get_str(msg: Mapping[str, Any], key: str, where: str, default: str | None = None) -> str:
+    if key not in msg and default is not None:
+        return default
+    v = _field(msg, key, where)
+    if not isinstance(v, str):
+        raise WireError(Code.BAD_FIELD, f"{where}: field '{key}' must be a string, got {type(v).__name__}")
+    return v
+
+
+def get_vector(msg: Mapping[str, Any], key: str, where: str, n: int, names: tuple[str, ...] | None = None) -> np.ndarray:
+    """A list of ``n`` finite numbers (NaN/Inf are a SAFETY error naming the joint)."""
+    v = _field(msg, key, where)
+    if not isinstance(v, list) or len(v) != n:
+        got = f"{len(v)} values" if isinstance(v, list) else type(v).__name__
+        raise WireError(Code.BAD_FIELD, f"{where}: field '{key}' must be a list of {n} numbers, got {got}")
+    for i, x in enumerate(v):
+        if isinstance(x, bool) or not isinstance(x, (int, float)):
+            raise WireError(Code.BAD_FIELD, f"{where}: {key}[{i}] must be a number, got {type(x).__name__}")
+    arr = np.asarray(v, dtype=float)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        label = f"joint {names[i]}" if names is not None and len(names) == n else f"{key}[{i}]"
+        raise WireError(Code.SAFETY, f"{where}: {label} = {arr[i]} is not a finite number")
+    return arr
+
+
+def get_matrix(msg: Mapping[str, Any], key: str, where: str, cols: int, max_rows: int) -> np.ndarray:
+    """A list of rows, each a list of ``cols`` finite numbers."""
+    v = _field(msg, key, where)
+    if not isinstance(v, list) or not v or len(v) > max_rows:
+        raise WireError(Code.BAD_FIELD, f"{where}: field '{key}' must be a list of 1..{max_rows} rows")
+    for i, row in enumerate(v):
+        if not isinstance(row, list) or len(row) != cols:
+            raise WireError(Code.BAD_FIELD, f"{where}: {key}[{i}] must be a list of {cols} numbers")
+        for x in row:
+            if isinstance(x, bool) or not isinstance(x, (int, float)):
+                raise WireError(Code.BAD_FIELD, f"{where}: {key}[{i}] must hold numbers only")
+    arr = np.asarray(v, dtype=float)
+    if not np.all(np.isfinite(arr)):
+        i, j = np.argwhere(~np.isfinite(arr))[0]
+        raise WireError(Code.SAFETY, f"{where}: {key}[{i}][{j}] = {arr[i, j]} is not a finite number")
+    return arr
+
+
+def get_pose(msg: Mapping[str, Any], key: str, where: str) -> np.ndarray:
+    """A 4x4 homogeneous transform given as 16 numbers, row-major, with a proper rotation."""
+    flat = get_vector(msg, key, where, 16)
+    T = flat.reshape(4, 4)
+    R = T[:3, :3]
+    if not np.allclose(T[3], [0, 0, 0, 1], atol=1e-9) or not np.allclose(R @ R.T, np.eye(3), atol=1e-6) \
+            or not np.isclose(np.linalg.det(R), 1.0, atol=1e-6):
+        raise WireError(Code.BAD_FIELD, f"{where}: field '{key}' is not a rigid transform "
+                                        "(rotation must be orthonormal with det +1, last row 0 0 0 1)")
+    return T
+
+
+# ---------------------------------------------------------------- envelope
+OPS = frozenset({
+    "hello", "state", "move_joints", "move_pose", "follow", "servo", "gripper", "stop", "reset",
+    "lease_acquire", "lease_release", "heartbeat", "world", "motion", "stats",
+})
+# Operations that need the caller to hold the lease (observers may call the others).
+LEASED_OPS = frozenset({"move_joints", "move_pose", "follow", "servo", "gripper", "reset", "lease_release"})
+# Operations answered without a reply (fire and forget).
+NO_REPLY_OPS = frozenset({"heartbeat"})
+ENVELOPE_KEYS = frozenset({"v", "op", "id", "deadline", "lease", "args"})
+
+
+@dataclass(frozen=True)
+class Request:
+    """A decoded command envelope; ``args`` is checked by the handler of ``op``."""
+
+    op: str
+    id: int
+    deadline: float  # s after receipt by which the server must have started it
+    lease: str | None
+    args: dict[str, Any]
+
+
+def parse_request(msg: Mapping[str, Any]) -> Request:
+    v = msg.get("v")
+    if isinstance(v, bool) or v != VERSION:
+        raise WireError(Code.BAD_VERSION, f"protocol version {v!r} is not supported; this server speaks v{VERSION}")
+    extra = set(msg) - ENVELOPE_KEYS
+    if extra:
+        raise WireError(Code.BAD_FIELD, f"unknown envelope field(s): {', '.join(sorted(map(str, extra)))}")
+    op = msg.get("op")
+    if not isinstance(op, str):
+        raise WireError(Code.BAD_FIELD, "field 'op' must be a string naming the operation")
+    if op not in OPS:
+        raise WireError(Code.UNKNOWN_OP, f"unknown operation '{op[:64]}'; known: {', '.join(sorted(OPS))}")
+    rid = msg.get("id")
+    if op in NO_REPLY_OPS and rid is None:
+        rid = 0
+    if isinstance(rid, bool) or not isinstance(rid, int) or not (0 <= rid <= MAX_ID) or (rid == 0 and op not in NO_REPLY_OPS):
+        raise WireError(Code.BAD_FIELD, f"field 'id' must be an integer in [1, 2^64-1], got {rid!r}")
+    deadline = get_float(msg, "deadline", op, lo=0.0, hi=MAX_DEADLINE, default=1.0 if op in NO_REPLY_OPS else None)
+    if deadline <= 0:
+        raise WireError(Code.BAD_FIELD, f"{op}: field 'deadline' must be positive (seconds)")
+    lease = msg.get("lease")
+    if lease is not None and (not isinstance(lease, str) or len(lease) > 64):
+        raise WireError(Code.BAD_FIELD, "field 'lease' must be the token string from lease_acquire")
+    args = msg.get("args", {})
+    if not isinstance(args, dict):
+        raise WireError(Code.BAD_FIELD, f"{op}: field 'args' must be a map")
+    return Request(op=op, id=rid, deadline=deadline, lease=lease, args=args)
+
+
+def reply(rid: int, code: Code = Code.OK, message: str = "", result: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    return {"v": VERSION, "id": rid, "ok": code is Code.OK, "code": code.value, "msg": message,
+            "result": dict(result or {})}
+
+
+def check_args(args: Mapping[str, Any], allowed: frozenset[str], op: str) -> None:
+    extra = set(args) - allowed
+    if extra:
+        raise WireError(Code.BAD_FIELD, f"{op}: unknown argument(s) {', '.join(sorted(map(str, extra)))}; "
+                                        f"allowed: {', '.join(sorted(allowed)) or 'none'}")

@@ -1,0 +1,122 @@
+"""CURVE keys, the ZAP allow-list, and the rule about binding without keys.
+
+Layout of a keys folder made by ``robocell keys generate DIR``::
+
+    DIR/server.key           server public key (give to clients)
+    DIR/server.key_secret    server secret key (stays on the server)
+    DIR/client.key           a client public key
+    DIR/client.key_secret    that client's secret key (give to the client)
+    DIR/authorized/          public keys the server accepts (the allow-list)
+
+A server started with ``--keys DIR`` accepts exactly the clients whose public
+key is in ``DIR/authorized``; NULL (unencrypted) and unlisted clients are
+refused by ZAP before any message reaches robocell.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shutil
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from robocell.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ServerKeys:
+    public: bytes
+    secret: bytes
+    authorized: Path
+
+
+@dataclass(frozen=True)
+class ClientKeys:
+    public: bytes
+    secret: bytes
+    server_public: bytes
+
+
+def generate(folder: str | Path, client_name: str = "client") -> list[Path]:
+    """Create server and client key pairs and authorise the client; never overwrites."""
+    import zmq.auth
+
+    d = Path(folder)
+    d.mkdir(parents=True, exist_ok=True)
+    made: list[Path] = []
+    for name in ("server", client_name):
+        if (d / f"{name}.key_secret").exists():
+            raise ConfigError(f"{d / (name + '.key_secret')} exists already; choose another folder "
+                              "(keys are never overwritten, clients may depend on them)")
+    for name in ("server", client_name):
+        pub, sec = zmq.auth.create_certificates(str(d), name)
+        Path(sec).chmod(0o600)
+        made += [Path(pub), Path(sec)]
+    auth = d / "authorized"
+    auth.mkdir(exist_ok=True)
+    shutil.copy(d / f"{client_name}.key", auth / f"{client_name}.key")
+    made.append(auth / f"{client_name}.key")
+    return made
+
+
+def _load(path: Path, secret: bool) -> tuple[bytes, bytes | None]:
+    import zmq.auth
+
+    if not path.exists():
+        raise ConfigError(f"key file {path} does not exist; make keys with: robocell keys generate DIR")
+    try:
+        pub, sec = zmq.auth.load_certificate(str(path))
+    except (ValueError, OSError) as exc:
+        raise ConfigError(f"key file {path} is not a ZeroMQ certificate ({exc})") from exc
+    if secret and not sec:
+        raise ConfigError(f"{path} holds no secret key; give the .key_secret file")
+    return pub, sec
+
+
+def load_server_keys(folder: str | Path) -> ServerKeys:
+    d = Path(folder)
+    pub, sec = _load(d / "server.key_secret", secret=True)
+    auth = d / "authorized"
+    if not auth.is_dir() or not any(auth.glob("*.key")):
+        raise ConfigError(f"{auth} holds no client public keys: no client could connect. "
+                          "Copy each client's .key file there")
+    assert sec is not None
+    return ServerKeys(pub, sec, auth)
+
+
+def load_client_keys(folder: str | Path, client_name: str = "client") -> ClientKeys:
+    d = Path(folder)
+    pub, sec = _load(d / f"{client_name}.key_secret", secret=True)
+    server_pub, _ = _load(d / "server.key", secret=False)
+    assert sec is not None
+    return ClientKeys(pub, sec, server_pub)
+
+
+def is_loopback(endpoint: str) -> bool:
+    """True for tcp://127.x / [::1] / localhost, ipc:// and inproc:// endpoints."""
+    parts = urlsplit(endpoint)
+    if parts.scheme in ("ipc", "inproc"):
+        return True
+    host = parts.hostname or ""
+    if host == "localhost":
+        return True
+    if host in ("*", ""):
+        return False
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        try:
+            return all(ipaddress.ip_address(a[4][0]).is_loopback for a in socket.getaddrinfo(host, None))
+        except OSError:
+            return False
+
+
+def check_bind(endpoint: str, keys: object, insecure: bool) -> None:
+    if keys is None and not insecure and not is_loopback(endpoint):
+        raise ConfigError(
+            f"refusing to bind {endpoint} without keys: anyone on the network could move the arm. "
+            "Give --keys DIR (make them with: robocell keys generate DIR), bind 127.0.0.1, "
+            "or pass --insecure if this network is isolated and you accept the risk"
+        )
