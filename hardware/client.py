@@ -32,7 +32,11 @@ from robocell.errors import (
 from robocell.hardware.protocol import VERSION, WireError, pack, unpack
 from robocell.hardware.security import ClientKeys
 
+REPLY_MAX_STR = 1 << 20  # error messages from the server can be long; still bounded
 HEARTBEAT = 0.01  # s between heartbeats; the server's watchdog default is 50 ms
+# After these, state() waits for a state built after the server answered (read-your-writes).
+SYNC_OPS = frozenset({"move_joints", "move_pose", "follow", "gripper", "stop", "reset", "lease_acquire",
+                      "lease_release"})
 
 _ERRORS: dict[str, type[Exception]] = {
     "SAFETY": SafetyViolation,
@@ -81,6 +85,7 @@ class Connection:
         self._state_endpoint: str | None = None
         self._state: dict[str, Any] | None = None
         self._state_at = 0.0  # monotonic time the latest state arrived
+        self._min_seq = 0  # the oldest state seq that reflects this client's last command
         self.info: dict[str, Any] = {}
         self.lease: str | None = None
         self._want_lease = False
@@ -101,6 +106,7 @@ class Connection:
     def _connect(self) -> None:
         """(Re)open the command socket, say hello, subscribe to state, re-take the lease if held before."""
         self._drop_sockets()
+        self._min_seq = 0  # a new server counts from the start
         d = self.ctx.socket(zmq.DEALER)
         self._secure(d)
         d.setsockopt(zmq.IMMEDIATE, 1)  # never queue a command for a server that is not there
@@ -165,11 +171,13 @@ class Connection:
             if left <= 0 or not d.poll(int(left * 1000) + 1, zmq.POLLIN):
                 self._lost(op, limit, "no reply")
             try:
-                rep = unpack(d.recv())
+                rep = unpack(d.recv(), max_str=REPLY_MAX_STR)
             except WireError as exc:
                 raise ProtocolError(f"the server at {self.address} sent an undecodable reply ({exc.message})") from None
             if rep.get("id") != rid:
                 continue  # a late reply to an earlier request that already timed out
+            if op in SYNC_OPS and isinstance(rep.get("seq"), int):
+                self._min_seq = max(self._min_seq, rep["seq"] + 1)
             if not rep.get("ok"):
                 raise error_for(str(rep.get("code")), str(rep.get("msg")))
             result = rep.get("result", {})
@@ -191,17 +199,23 @@ class Connection:
         assert self._sub is not None and self.stale is not None
         max_age = self.stale if max_age is None else max_age
         self._drain()
-        if self._state is not None and time.monotonic() - self._state_at <= max_age:
+        if self._current(max_age):
+            assert self._state is not None
             return self._state
         t_end = time.monotonic() + self.timeout
         while time.monotonic() < t_end:
             if self._sub.poll(max(1, int((t_end - time.monotonic()) * 1000)), zmq.POLLIN):
                 self._drain()
-                if self._state is not None and time.monotonic() - self._state_at <= max_age:
+                if self._current(max_age):
+                    assert self._state is not None
                     return self._state
         self._drop_sockets()
         raise ConnectionLost(f"no state from the arm server at {self.address} for {self.timeout:.2f} s "
                              "(the stream is stale); check the server and the network; the next call reconnects")
+
+    def _current(self, max_age: float) -> bool:
+        s = self._state
+        return s is not None and time.monotonic() - self._state_at <= max_age and s["seq"] >= self._min_seq
 
     def next_state(self) -> dict[str, Any]:
         """Wait for a state newer than the one last returned (paces polling loops)."""

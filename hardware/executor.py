@@ -108,8 +108,9 @@ class Executor:
         """Decelerate from the commanded state; returns the motion it cancelled, if any."""
         cancelled = None
         if self.motion is not None and self.motion.status is Status.RUNNING:
-            self.motion.status = Status.CANCELLED
+            # result before status: other threads read a finished motion's result without a lock
             self.motion.result = self.result_fn(self.motion.q_goal, q, now - self.motion.t0, False)
+            self.motion.status = Status.CANCELLED
             cancelled = self.motion
         self.servo_target = None
         self._servo_pending = None
@@ -136,8 +137,8 @@ class Executor:
             at_rest = float(np.max(np.abs(qd_meas))) < SETTLE_SPEED
             close = float(np.max(np.abs(q_meas - m.q_goal))) < 0.0025
             if (at_rest and close) or elapsed > m.traj.duration + SETTLE_TIMEOUT:
-                m.status = Status.DONE
                 m.result = self.result_fn(m.q_goal, q_meas, elapsed, True)
+                m.status = Status.DONE
             return self._emit(m.q_goal, np.zeros_like(m.q_goal))
         if self._servo_pending is not None:
             seq, q, v, received = self._servo_pending

@@ -78,7 +78,7 @@ def _no_ext(code: int, data: bytes) -> Any:
     raise WireError(Code.BAD_MESSAGE, f"msgpack extension type {code} is not allowed")
 
 
-def unpack(frame: bytes) -> dict[str, Any]:
+def unpack(frame: bytes, max_str: int = MAX_STR) -> dict[str, Any]:
     """Decode one frame into a map, refusing oversize, truncated or non-map input."""
     if len(frame) > MAX_MESSAGE:
         raise WireError(Code.TOO_LARGE, f"message of {len(frame)} bytes exceeds the limit of {MAX_MESSAGE} bytes")
@@ -89,8 +89,8 @@ def unpack(frame: bytes) -> dict[str, Any]:
             strict_map_key=True,
             use_list=True,
             ext_hook=_no_ext,
-            max_str_len=MAX_STR,
-            max_bin_len=MAX_STR,
+            max_str_len=max_str,
+            max_bin_len=max_str,
             max_array_len=MAX_ARRAY,
             max_map_len=MAX_MAP,
             max_ext_len=0,
@@ -248,9 +248,12 @@ def parse_request(msg: Mapping[str, Any]) -> Request:
     return Request(op=op, id=rid, deadline=deadline, lease=lease, args=args)
 
 
-def reply(rid: int, code: Code = Code.OK, message: str = "", result: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def reply(rid: int, code: Code = Code.OK, message: str = "", result: Mapping[str, Any] | None = None,
+          seq: int = 0) -> dict[str, Any]:
+    """A reply; ``seq`` is the newest state sequence number when it was sent: a state
+    with a higher ``seq`` already reflects the command."""
     return {"v": VERSION, "id": rid, "ok": code is Code.OK, "code": code.value, "msg": message,
-            "result": dict(result or {})}
+            "result": dict(result or {}), "seq": seq}
 
 
 def check_args(args: Mapping[str, Any], allowed: frozenset[str], op: str) -> None:

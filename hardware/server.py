@@ -251,10 +251,12 @@ class ArmServer:
             self._pending[ck] = [ident]
             result.on_done(lambda body, ck=ck, op=req.op: self._post(ck, body, op))
             return
-        self._finish(ck, pack(reply(req.id, Code.OK, "", result)), {"op": req.op, "ok": True, "code": "OK", "ident": ident})
+        self._finish(ck, pack(reply(req.id, Code.OK, "", result, self.control.seq)),
+                     {"op": req.op, "ok": True, "code": "OK", "ident": ident})
 
     def _post(self, ck: tuple[str, int], body: dict[str, Any], op: str) -> None:
         """From the planner thread: queue a finished reply and wake the command thread."""
+        body["seq"] = self.control.seq
         self._results.append((ck, pack(body), {"op": op, "ok": body["ok"], "code": body["code"], "msg": body["msg"]}))
         sock = getattr(self._wake_local, "sock", None)
         if sock is None:
@@ -279,7 +281,7 @@ class ArmServer:
             self._cache.popitem(last=False)
 
     def _reject(self, ident: bytes, key: str, op: str, rid: int, exc: WireError, cache: bool = False) -> None:
-        data = pack(reply(rid, exc.code, exc.message))
+        data = pack(reply(rid, exc.code, exc.message, seq=self.control.seq))
         if cache and rid:
             self._remember((key, rid), data)
         self.router.send_multipart([ident, data])

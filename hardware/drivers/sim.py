@@ -8,6 +8,7 @@ to PyBullet's position motors; nothing here plans or checks (the server does).
 
 from __future__ import annotations
 
+import collections
 import time
 from typing import Any
 
@@ -85,13 +86,28 @@ class SimDriver:
         self._start = time.perf_counter()
         self._sim_start = self.world.time
         self._gripper_motion: Any = None
+        self._commands: collections.deque[tuple[float, np.ndarray, np.ndarray]] = collections.deque(maxlen=256)
+        self._applied: tuple[float, np.ndarray, np.ndarray] | None = None
+
+    def _apply_command_for(self, t: float) -> None:
+        """Set the motors to the newest setpoint stamped at or before simulated time ``t``."""
+        chosen = None
+        while self._commands and self._commands[0][0] <= t + 1e-9:
+            chosen = self._commands.popleft()
+        if chosen is None and self._applied is None and self._commands:
+            chosen = self._commands.popleft()
+        if chosen is not None:
+            self._applied = chosen
+            self.arm.command_joints(chosen[1], chosen[2])
 
     def read(self) -> DriverState:
         q, qd = self.arm.read_joints()
         return DriverState(q=q, qd=qd, gripper_width=self.grip.width(), grasped=self.grip.grasped())
 
     def command(self, q: np.ndarray, qd: np.ndarray) -> None:
-        self.arm.command_joints(q, qd)
+        # stamped with the simulated time it belongs to: physics that runs late (a loaded
+        # host) still applies each setpoint at its own time, as the real arm would have
+        self._commands.append((self._sim_start + (time.perf_counter() - self._start), q, qd))
 
     def wait_period(self) -> None:
         self._pacer.wait()
@@ -99,6 +115,7 @@ class SimDriver:
         due = self._sim_start + (time.perf_counter() - self._start)
         steps = 0
         while self.world.time + 0.5 * self.world.timestep <= due and steps < MAX_CATCH_UP:
+            self._apply_command_for(self.world.time)
             self.world.step(1)
             steps += 1
         if steps == MAX_CATCH_UP:
@@ -117,6 +134,7 @@ class SimDriver:
 
     def stop(self) -> None:
         q, _ = self.arm.read_joints()
+        self._commands.clear()
         self.arm.command_joints(q)
 
     def object_poses(self) -> dict[str, np.ndarray]:

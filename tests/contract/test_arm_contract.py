@@ -18,20 +18,54 @@ from robocell.errors import ConfigError, MotionCancelled, SafetyViolation, Unrea
 from robocell.trajectory import timed_trajectory
 
 from tests.conftest import KUKA, TABLETOP
+from tests.hardware.serverproc import ServerProcess
 
 
-def _sim(path: object) -> Cell:
+def _sim(request: pytest.FixtureRequest, path: object) -> Cell:
     return Cell.load(path, "sim")
 
 
-BACKENDS: dict[str, Callable[[object], Cell]] = {"sim": _sim}
+def _remote(request: pytest.FixtureRequest, path: object) -> Cell:
+    """A cell whose arm is served by `robocell serve --driver sim` in another process.
+
+    One server per cell file for the module (starting one costs seconds); each
+    test gets a fresh client, and the arm is brought back to a fresh state
+    (reset, home, gripper open) through the protocol itself before the test.
+    """
+    server = request.getfixturevalue("remote_servers")(path)  # watchdog 0.5 s: see remote_servers
+    c = Cell.load(path, server.endpoint)
+    arm = c.arm()
+    if arm.state().mode is not Mode.IDLE:
+        arm.reset()
+    arm.move_joints(_home(c))
+    c.gripper().open()
+    return c
+
+
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest, object], Cell]] = {"sim": _sim, "remote": _remote}
 CELLS = {"panda": TABLETOP, "kuka": KUKA}
+
+
+@pytest.fixture(scope="module")
+def remote_servers() -> Iterator[Callable[[object], ServerProcess]]:
+    # The watchdog is tested on its own (tests/hardware); here a 0.5 s deadline keeps a
+    # heavily loaded CI host (scheduler stalls of 50+ ms) from tripping it in contract tests.
+    servers: dict[str, ServerProcess] = {}
+
+    def get(path: object) -> ServerProcess:
+        if str(path) not in servers:
+            servers[str(path)] = ServerProcess(str(path), "--watchdog", "0.5").start()
+        return servers[str(path)]
+
+    yield get
+    for srv in servers.values():
+        srv.kill()
 
 
 @pytest.fixture(params=[(b, c) for b in BACKENDS for c in CELLS], ids=lambda p: f"{p[0]}-{p[1]}")
 def cell(request: pytest.FixtureRequest) -> Iterator[Cell]:
     backend, cell_name = request.param
-    c = BACKENDS[backend](CELLS[cell_name])
+    c = BACKENDS[backend](request, CELLS[cell_name])
     try:
         yield c
     finally:
