@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-FLUSH_EVERY = 0.1  # s; rejections flush at once
+FLUSH_EVERY = 0.1  # s: servo setpoints (up to 1 kHz) are batched this long; everything else flushes at once
 
 
 class AuditLog:
@@ -20,6 +20,7 @@ class AuditLog:
         self._file: TextIO | None = None
         self._lock = threading.Lock()
         self._last_flush = 0.0
+        self._dirty = False
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
@@ -33,9 +34,22 @@ class AuditLog:
                            "reason": reason[:500], **extra}, separators=(",", ":"))
         with self._lock:
             self._file.write(line + "\n")
-            if not ok or now - self._last_flush > FLUSH_EVERY:
-                self._file.flush()
-                self._last_flush = now
+            self._dirty = True
+            if op != "servo" or not ok or now - self._last_flush > FLUSH_EVERY:
+                self._flush(now)
+
+    def _flush(self, now: float) -> None:
+        assert self._file is not None
+        self._file.flush()
+        self._last_flush = now
+        self._dirty = False
+
+    def flush_due(self) -> None:
+        """Flush batched lines older than FLUSH_EVERY (the server calls this while idle)."""
+        if self._dirty and self._file is not None and time.time() - self._last_flush > FLUSH_EVERY:
+            with self._lock:
+                if self._file is not None:
+                    self._flush(time.time())
 
     def close(self) -> None:
         with self._lock:

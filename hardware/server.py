@@ -179,6 +179,7 @@ class ArmServer:
         poller.register(self._wake_pull, zmq.POLLIN)
         while self._running.is_set():
             events = dict(poller.poll(50))
+            self.audit.flush_due()
             if self._wake_pull in events:
                 while True:
                     try:

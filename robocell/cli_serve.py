@@ -42,6 +42,7 @@ def serve(
     state_bind: Annotated[Optional[str], typer.Option(help="State endpoint (default: command port + 1).")] = None,
     state_rate: Annotated[float, typer.Option(help="State messages per second (1-1000).")] = 250.0,
     watchdog: Annotated[float, typer.Option(help="Stop when the controlling client is silent this long (s).")] = 0.05,
+    lease_timeout: Annotated[float, typer.Option(help="A silent controlling client loses the lease after this (s).")] = 1.0,
     keys: Annotated[Optional[Path], typer.Option(help="Keys folder from `robocell keys generate` (CURVE on).")] = None,
     audit: Annotated[Optional[Path], typer.Option(help="Append-only audit log (JSON lines).")] = None,
     insecure: Annotated[bool, typer.Option(help="Allow a non-loopback bind without keys.")] = False,
@@ -64,7 +65,7 @@ def serve(
     drv = create_driver(driver, spec, name, **_parse_options(driver_option or []))
     try:
         server = ArmServer(spec, name, drv, bind=bind, state_bind=state_bind, state_rate=state_rate,
-                           watchdog=watchdog, keys=server_keys, audit=audit, insecure=insecure)
+                           watchdog=watchdog, lease_timeout=lease_timeout, keys=server_keys, audit=audit, insecure=insecure)
     except BaseException:
         drv.close()
         raise

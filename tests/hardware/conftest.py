@@ -1,0 +1,29 @@
+"""Fixtures for the hardware layer: real servers in other processes, loopback only."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import TABLETOP
+from tests.hardware.rawclient import RawClient
+from tests.hardware.serverproc import ServerProcess
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One sim-driver server for a test module (50 ms watchdog, audit log on)."""
+    audit = tmp_path_factory.mktemp("audit") / "audit.jsonl"
+    with ServerProcess(TABLETOP, "--audit", str(audit), "--lease-timeout", "0.3") as srv:
+        srv.audit = audit  # type: ignore[attr-defined]
+        yield srv
+
+
+@pytest.fixture
+def raw(server: ServerProcess) -> Iterator[RawClient]:
+    c = RawClient(server.endpoint)
+    yield c
+    if c.lease:
+        c.call("lease_release")
+    c.close()
