@@ -180,6 +180,23 @@ BUILTIN_MODELS: dict[str, ArmModel] = {
         gripper_force=40.0,
         extra_urdf=_IIWA_GRIPPER,
     ),
+    # UR5e + Robotiq 2F-85-sized gripper; the URDF ships with robocell (see its header for sources).
+    # base_link is the UR controller's base frame, so getActualTCPPose and FK agree.
+    "ur5e": ArmModel(
+        name="ur5e",
+        source_urdf=str(Path(__file__).resolve().parent / "models" / "ur5e.urdf"),
+        base_link="base_link",
+        tcp_link="grasp_target",
+        joint_names=(
+            "shoulder_pan_joint", "shoulder_lift_joint", "elbow_joint",
+            "wrist_1_joint", "wrist_2_joint", "wrist_3_joint",
+        ),
+        finger_joints=("robotiq_left_finger_joint", "robotiq_right_finger_joint"),
+        finger_travel=0.0425,
+        # elbow up, tool pointing straight down, in front of the base (the arm reaches along -x at q1=0)
+        home=(3.1416, -1.9, 1.9, -1.5708, -1.5708, 0.0),
+        gripper_force=40.0,
+    ),
 }
 
 

@@ -35,6 +35,8 @@ def test_wheel_installs_and_imports_every_subpackage(tmp_path: Path) -> None:
         "import pathlib; p = pathlib.Path(robocell.__file__)\n"
         "assert 'venv' in p.parts, p\n"
         "assert (p.parent / 'py.typed').exists() and (p.parent / 'skills' / 'py.typed').exists()\n"
+        "import robocell.hardware.drivers.ur\n"
+        "assert (p.parent / 'models' / 'ur5e.urdf').is_file()\n"
         "print(robocell.sim.__file__)\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
