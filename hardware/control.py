@@ -59,7 +59,7 @@ class ControlStats:
 class ControlLoop:
     def __init__(self, driver: Driver, kinematics: Kinematics, safety: SafetyEnvelope, base: np.ndarray,
                  publish: Callable[[bytes], None], state_rate: float, watchdog: float, lease: Lease,
-                 on_event: Callable[[str, str], None]) -> None:
+                 on_event: Callable[[str, str], None], lease_timeout: float = 1.0) -> None:
         self.driver = driver
         self.kin = kinematics
         self.safety = safety
@@ -68,6 +68,7 @@ class ControlLoop:
         self.state_period = 1.0 / state_rate
         self.watchdog = watchdog
         self.lease = lease
+        self.lease_timeout = lease_timeout
         self.on_event = on_event  # (kind, text) -> audit
         self.period = 1.0 / driver.info.control_rate
         st = driver.read()
@@ -176,6 +177,11 @@ class ControlLoop:
         if st.faults and st.faults != self.hardware_faults:
             self._stop(now, st, "hardware fault: " + ", ".join(st.faults))
         self.hardware_faults = tuple(st.faults)
+        lease = self.lease
+        if lease.token is not None and now - lease.last_heard > self.lease_timeout:
+            # a silent holder (dead, or cut off) loses control so another client can take over
+            self.on_event("lease", f"lease of {lease.key} expired after {now - lease.last_heard:.2f} s of silence")
+            lease.token = None
         ex = self.executor
         if self.faults or not (ex.servoing or (ex.motion is not None and ex.motion.status is Status.RUNNING)):
             return

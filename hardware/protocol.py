@@ -221,7 +221,7 @@ class Request:
 
 def parse_request(msg: Mapping[str, Any]) -> Request:
     v = msg.get("v")
-    if isinstance(v, bool) or v != VERSION:
+    if type(v) is not int or v != VERSION:  # 1.0 and True compare equal to 1: refuse them
         raise WireError(Code.BAD_VERSION, f"protocol version {v!r} is not supported; this server speaks v{VERSION}")
     extra = set(msg) - ENVELOPE_KEYS
     if extra:

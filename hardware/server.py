@@ -92,7 +92,7 @@ class ArmServer:
         self.pub.bind(state_bind or _next_port(bind, self.endpoint))
         self.state_endpoint = self.pub.getsockopt_string(zmq.LAST_ENDPOINT)
         self.control = ControlLoop(driver, self.kin, self.safety, self.base, self.pub.send, state_rate, watchdog,
-                                   self.lease, self._event)
+                                   self.lease, self._event, lease_timeout)
         self._results: collections.deque[tuple[tuple[str, int], bytes, dict[str, Any]]] = collections.deque()
         self._wake = f"inproc://robocell-wake-{id(self)}"
         self._wake_pull = self.ctx.socket(zmq.PULL)
@@ -317,9 +317,10 @@ class ArmServer:
                 raise WireError(Code.LEASE_HELD, f"the control lease is held by {lease.key} (heard from "
                                                  f"{silent * 1000:.0f} ms ago; it expires after "
                                                  f"{self.lease_timeout:.2f} s of silence)")
-            lease.token = secrets.token_hex(16)
-            lease.key = key
+            # last_heard first: the control thread expires a lease whose token it sees with an old time
             lease.last_heard = t_recv
+            lease.key = key
+            lease.token = secrets.token_hex(16)
             self._servo_last = None
             return lease.token
 

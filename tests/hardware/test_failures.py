@@ -1,0 +1,121 @@
+"""Dead clients and dead servers: the arm stops and latches; the client raises, reconnects, never resends."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+from robocell.cell import Cell
+from robocell.errors import ConnectionLost
+from robocell.hardware.client import Connection
+
+from tests.conftest import ROOT, TABLETOP
+from tests.hardware.serverproc import ServerProcess
+
+WATCHDOG = 0.05
+
+
+def _until(conn: Connection, cond: Any, timeout: float, what: str) -> dict[str, Any]:
+    t_end = time.monotonic() + timeout
+    while time.monotonic() < t_end:
+        s = conn.next_state()
+        if cond(s):
+            return s
+    raise AssertionError(f"{what} not seen within {timeout} s")
+
+
+@pytest.mark.parametrize("kind", ["motion", "servo"])
+def test_sigkilled_client_mid_motion_stops_and_latches(server: ServerProcess, kind: str) -> None:
+    observer = Connection(server.endpoint, timeout=2.0)
+    try:
+        _until(observer, lambda s: s["lease"] is None, 3.0, "a free lease")
+        if observer.state()["mode"] != "idle":
+            observer.acquire()
+            t_end = time.monotonic() + 3
+            while observer.state()["mode"] != "idle" and time.monotonic() < t_end:
+                try:
+                    observer.request("reset")
+                except Exception:  # noqa: BLE001 - BUSY while decelerating; retry until the deadline
+                    observer.next_state()
+            observer.release()
+        victim = subprocess.Popen(
+            [sys.executable, "-m", "tests.hardware.victim", str(TABLETOP), server.endpoint, kind],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        )
+        try:
+            assert victim.stdout is not None
+            assert victim.stdout.readline().strip() == "moving"
+            mode = "moving" if kind == "motion" else "servo"
+            _until(observer, lambda s: s["mode"] == mode and max(map(abs, s["qd"])) > 0.05, 5.0, "motion")
+            n_events = len(observer.request("stats")["watchdog"])
+            os.kill(victim.pid, signal.SIGKILL)
+            killed = time.monotonic()
+            s = _until(observer, lambda s: s["mode"] == "stopped", 2.0, "a protective stop")
+            assert time.monotonic() - killed < 1.0
+            assert any("watchdog" in f for f in s["faults"]), s["faults"]
+            s = _until(observer, lambda s: max(map(abs, s["qd"])) < 0.01, 3.0, "the arm at rest")
+            events = observer.request("stats")["watchdog"][n_events:]
+            assert len(events) == 1
+            assert events[0]["silent"] <= WATCHDOG + 0.010  # stop commanded within deadline + 10 ms
+            # latched: still stopped a while later, and nobody's motion resumes
+            q_rest = np.asarray(s["q"])
+            for _ in range(25):
+                s = observer.next_state()
+            assert s["mode"] == "stopped"
+            np.testing.assert_allclose(s["q"], q_rest, atol=2e-3)
+        finally:
+            victim.kill()
+            victim.wait(timeout=10)
+    finally:
+        observer.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_killed_server_gives_connection_lost_then_reconnect_without_moving() -> None:
+    bind, state = f"tcp://127.0.0.1:{_free_port()}", f"tcp://127.0.0.1:{_free_port()}"
+    srv = ServerProcess(TABLETOP, "--watchdog", "0.5", bind=bind, state_bind=state).start()
+    timeout = 0.5
+    cell = Cell.load(TABLETOP, bind, timeout=timeout)
+    try:
+        arm = cell.arm()
+        q = arm.state().q.copy()
+        q[0] += 1.0
+        handle = arm.move_joints(q, wait=False, speed=0.3)
+        assert not handle.done()
+        srv.kill()
+        t0 = time.monotonic()
+        with pytest.raises(ConnectionLost, match="deadline|stale|stopped advancing"):
+            handle.wait()
+        assert time.monotonic() - t0 <= 2 * timeout + 0.2  # within the deadline (stale state, then no reply)
+        with pytest.raises(ConnectionLost):
+            arm.move_joints(q)  # server still down: raises, and the command is dropped, not queued
+        srv = ServerProcess(TABLETOP, "--watchdog", "0.5", bind=bind, state_bind=state).start()
+        s0 = arm.state()  # reconnects: hello, fresh state, lease re-taken
+        assert s0.mode.value == "idle"
+        assert cell.backend.conn.lease is not None  # type: ignore[attr-defined]
+        home = np.asarray(cell.spec.arms[0].arm_model().home)
+        np.testing.assert_allclose(s0.q, home, atol=0.01)  # the new server's arm, not moved
+        conn = cell.backend.conn  # type: ignore[attr-defined]
+        for _ in range(50):  # ~0.2 s of states: nothing was resent
+            s = conn.next_state()
+            assert s["motion"] is None and s["mode"] == "idle"
+        np.testing.assert_allclose(arm.state().q, s0.q, atol=1e-3)
+        small = s0.q.copy()
+        small[0] += 0.05
+        assert arm.move_joints(small).completed  # and it works again
+    finally:
+        cell.close()
+        srv.kill()
