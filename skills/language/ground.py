@@ -26,7 +26,7 @@ _POLITE = frozenset({"please", "pls", "plz", "kindly", "could", "can", "would", 
                      "just", "ok", "okay", "also", "too", "again", "as", "well", "i", "want", "need", "me"})
 
 
-def abstract(clause: Clause, kinds: dict[int, str] | None = None) -> str:
+def abstract(clause: Clause, kinds: dict[int, str] | None = None, mode: str = "full") -> str:
     """The clause with its noun phrases replaced by their role ('it', 'the bin', 'the block', ...)."""
     out: list[str] = []
     for kind, value in clause.pieces:
@@ -37,7 +37,9 @@ def abstract(clause: Clause, kinds: dict[int, str] | None = None) -> str:
             out.append(str(value))
         else:
             assert isinstance(value, NounPhrase)
-            out.append(_np_word(value, clause, kinds))
+            word = _np_word(value, clause, kinds)
+            if mode == "full" or word in {"the gripper"}:
+                out.append(word)
     return " ".join(out) or clause.text
 
 
@@ -81,29 +83,45 @@ class Grounder:
         self.model = model
         self.parser = parser
         self.candidates = list(candidates)
-        phrases: list[str] = []
+        full: list[str] = []
+        verb: list[str] = []
         owner: list[int] = []
         for i, c in enumerate(self.candidates):
             for p in c.phrases:
-                for clause in parser.parse(p)[:1]:  # a phrasing is one clause
-                    phrases.append(abstract(clause))
-                    owner.append(i)
-        self._phrases = phrases
+                clauses = parser.parse(p)
+                # a phrasing is one clause; a name such as 'pick and place' is taken as it is
+                one = len(clauses) == 1
+                full.append(abstract(clauses[0]) if one else p.lower())
+                verb.append(abstract(clauses[0], mode="verb") if one else p.lower())
+                owner.append(i)
+        self._phrases = full
         self._owner = np.asarray(owner, dtype=int)
-        self._emb = model.embed(phrases) if phrases else np.zeros((0, 1), np.float32)
+        self._emb = model.embed(full) if full else np.zeros((0, 1), np.float32)
+        self._emb_verb = model.embed(verb) if verb else np.zeros((0, 1), np.float32)
 
-    def scores(self, text: str) -> list[Score]:
-        """Every candidate's best similarity to ``text``, best first."""
+    def scores(self, clause: Clause) -> list[Score]:
+        """Every candidate's similarity to the clause, best first.
+
+        The score is the mean of two cosine similarities, each the best over the
+        candidate's phrasings: the whole abstracted clause ('put it in the bin'),
+        and its words without the noun phrases ('put in'), so that neither the
+        sentence frame alone nor the verb alone can carry an unrelated request.
+        """
         if not self._phrases:
             return []
-        sims = self._emb @ self.model.embed([text])[0]
-        best: dict[int, tuple[float, str]] = {}
-        for k, s in enumerate(sims):
+        text = abstract(clause)
+        q = self.model.embed([text, abstract(clause, mode="verb")])
+        sims_full = self._emb @ q[0]
+        sims_verb = self._emb_verb @ q[1]
+        best_full: dict[int, tuple[float, str]] = {}
+        best_verb: dict[int, float] = {}
+        for k in range(len(self._phrases)):
             i = int(self._owner[k])
-            if i not in best or s > best[i][0]:
-                best[i] = (float(s), self._phrases[k])
-        ranked = sorted(best.items(), key=lambda kv: -kv[1][0])
-        return [Score(self.candidates[i], s, p) for i, (s, p) in ranked]
+            if i not in best_full or sims_full[k] > best_full[i][0]:
+                best_full[i] = (float(sims_full[k]), self._phrases[k])
+            best_verb[i] = max(best_verb.get(i, -1.0), float(sims_verb[k]))
+        ranked = sorted(((i, (f + best_verb[i]) / 2, p) for i, (f, p) in best_full.items()), key=lambda x: -x[1])
+        return [Score(self.candidates[i], s, p) for i, s, p in ranked]
 
 
 def skill_phrases(spec: SkillSpec) -> tuple[str, ...]:

@@ -16,8 +16,7 @@ PRONOUNS_PLURAL = frozenset({"them", "they"})
 FILLERS = frozenset({
     "please", "pls", "plz", "kindly", "could", "can", "would", "will", "you", "u", "robot", "now", "also",
     "too", "again", "as", "well", "just", "then", "ok", "okay", "and", "first", "finally", "lastly",
-    "next", "afterwards", "after", "that", "i", "want", "need", "to", "me", "for", "go", "ahead",
-    "let", "lets", "let's", "s",
+    "next", "afterwards", "after", "that", "i", "want", "need", "me", "s",
 })
 CLAUSE_BREAKS = (("and", "then"), ("after", "that"), ("then",), ("afterwards",), ("finally",),
                  ("lastly",), ("after", "this"))
@@ -27,12 +26,12 @@ COLOUR_ALIASES = {"gray": "grey", "crimson": "red", "scarlet": "red", "navy": "b
 SHAPE_NOUNS = {
     "block": "box", "cube": "box", "brick": "box", "box": "box",
     "can": "cylinder", "cylinder": "cylinder", "tube": "cylinder", "tin": "cylinder",
-    "one": "any", "thing": "any", "object": "any", "item": "any", "piece": "any", "part": "any",
+    "one": "any", "thing": "any", "object": "any", "item": "any", "piece": "any",
 }
 PLURAL_NOUNS = {
     "blocks": "block", "cubes": "cube", "bricks": "brick", "boxes": "box", "cans": "can",
     "cylinders": "cylinder", "tubes": "tube", "tins": "tin", "ones": "one", "things": "thing",
-    "objects": "object", "items": "item", "pieces": "piece", "parts": "part",
+    "objects": "object", "items": "item", "pieces": "piece",
 }
 # fixture type words (a fixture is also reachable by its name in the cell file)
 FIXTURE_WORDS = {
@@ -56,3 +55,5 @@ NUMBERS = {
 REFERENCE_SAME = frozenset({"same"})
 REFERENCE_OTHER = frozenset({"other", "remaining", "last"})
 REFLEXIVE = frozenset({"itself", "themselves"})
+DEVICE_NOUNS = frozenset({"gripper", "hand", "fingers", "claw", "jaws", "arm", "robot"})
+MODALS = frozenset({"can", "could", "would", "will"})

@@ -68,6 +68,14 @@ class LanguageModel:
         self.max_length = max_length
         self.load_seconds = time.perf_counter() - t0
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._words: frozenset[str] | None = None
+
+    def vocabulary(self) -> frozenset[str]:
+        """The tokenizer's whole-word entries (lower-case letters only)."""
+        if self._words is None:
+            vocab = self._tokenizer.get_vocab()
+            self._words = frozenset(w for w in vocab if w.isalpha() and w.islower())
+        return self._words
 
     def forward(self, texts: Sequence[str]) -> np.ndarray:
         """Embed texts with one forward pass, bypassing the cache: (n, d), unit rows."""

@@ -8,7 +8,6 @@ references, slots, frames) and where things should go (spatial prepositions).
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -91,13 +90,47 @@ class Vocabulary:
         return (word in self.content or word in lx.FILLERS or word in lx.DETERMINERS or word in lx.SCENERY
                 or word in self.objects or word in self.fixtures or word in self.slots or word in self.frames)
 
-    def correct(self, word: str) -> str:
-        """A misspelt content word corrected to the closest known one (or the word unchanged)."""
-        if len(word) < 3 or not word.isalpha() or self.known(word):
+    def correct(self, word: str, english: frozenset[str] = frozenset()) -> str:
+        """A misspelt word corrected to a known one one edit away ('pcik', 'blok', 'teh', 'bni').
+
+        Real English words (whole words of the model's tokenizer vocabulary) are never
+        changed: 'hold' stays 'hold' even though 'held' is a known word.
+        """
+        if len(word) < 3 or not word.isalpha() or self.known(word) or word in english:
             return word
-        cutoff = 0.66 if len(word) <= 4 else 0.75
-        match = difflib.get_close_matches(word, sorted(self.content), n=1, cutoff=cutoff)
-        return match[0] if match else word
+        pool = self.content | lx.DETERMINERS
+        near = sorted(w for w in pool if _one_edit(word, w, transpose_only=len(word) < 4))
+        return near[0] if len(near) == 1 else word
+
+    def correct_noun(self, word: str) -> str:
+        """A word in a noun's place, corrected against the names of things (even if it is English: 'trey')."""
+        if len(word) < 4 or not word.isalpha() or self.known(word):
+            return word
+        local = ({t for n in self.objects + tuple(self.fixtures) for t in n.split("_")} | set(lx.SHAPE_NOUNS)
+                 | set(lx.PLURAL_NOUNS) | set(lx.FIXTURE_WORDS))
+        # the names in this cell first ('gren' -> green, not grey), then every colour
+        for pool in (local, local | set(self.colours)):
+            near = sorted(w for w in pool if _one_edit(word, w))
+            if len(near) == 1:
+                return near[0]
+            if near:
+                break
+        return word
+
+
+def _one_edit(a: str, b: str, transpose_only: bool = False) -> bool:
+    """Whether a and b differ by one substitution, insertion, deletion or adjacent swap."""
+    if a == b:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        if len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]:
+            return True
+        return not transpose_only and len(diff) == 1
+    if transpose_only or abs(len(a) - len(b)) != 1:
+        return False
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
 
 
 def tokenize(text: str) -> list[str]:
@@ -158,12 +191,17 @@ def split_hard(tokens: list[str]) -> list[list[str]]:
 class ClauseParser:
     """Turns a prompt into clauses with their noun phrases, for one cell's vocabulary."""
 
-    def __init__(self, vocab: Vocabulary) -> None:
+    def __init__(self, vocab: Vocabulary, english: frozenset[str] = frozenset()) -> None:
         self.vocab = vocab
+        self.english = english
         self._frame_tokens = sorted(((f, f.split("_")) for f in vocab.frames), key=lambda x: -len(x[1]))
 
     def parse(self, prompt: str) -> list[Clause]:
-        tokens = [self.vocab.correct(t) for t in tokenize(prompt)]
+        tokens = [self.vocab.correct(t, self.english) for t in tokenize(prompt)]
+        # a word right after a determiner or colour stands for a thing: correct it against names
+        tokens = [self.vocab.correct_noun(t) if k and (tokens[k - 1] in _NOUN_BEFORE
+                                                         or tokens[k - 1] in self.vocab.colours) else t
+                  for k, t in enumerate(tokens)]
         tokens = apply_corrections(tokens)
         clauses: list[Clause] = []
         for part in split_hard(tokens):
@@ -285,6 +323,11 @@ class ClauseParser:
                 return self._finish(np_, toks, start, j)
             return None
         t = toks[j]
+        if t in v.frames:
+            np_.frame = t
+            return self._finish(np_, toks, start, j + 1 + (j + 1 < len(toks) and toks[j + 1] in lx.FRAME_NOUNS))
+        if t in lx.MODALS and j + 1 < len(toks) and toks[j + 1] in {"you", "u", "we", "i"}:
+            return None  # 'can you ...' is a request, not a can
         if t in v.objects or t in v.fixtures or t in v.slots:
             if t in v.objects:
                 np_.name = t
@@ -320,7 +363,7 @@ class ClauseParser:
         if t in lx.REFLEXIVE and not opened:
             np_.reflexive = True
             return self._finish(np_, toks, start, j + 1)
-        if t in {"gripper", "hand", "fingers", "claw", "jaws"}:
+        if t in lx.DEVICE_NOUNS:
             np_.device = True
             return self._finish(np_, toks, start, j + 1)
         if t in lx.SCENERY and opened:
@@ -330,7 +373,8 @@ class ClauseParser:
             return self._finish(np_, toks, start, j)
         if opened and t.isalpha() and not v.known(t) and t not in lx.FILLERS:
             k = j
-            while k < len(toks) and toks[k].isalpha() and not v.known(toks[k]) and k - j < 3:
+            while k < len(toks) and toks[k].isalpha() and not v.known(toks[k]) and toks[k] not in _STOP \
+                    and k - j < 3:
                 k += 1
             np_.unknown = " ".join(toks[j:k])
             return self._finish(np_, toks, start, k)
@@ -366,6 +410,10 @@ class ClauseParser:
             end += 1
         np_.text = " ".join(toks[start:end])
         return np_, end
+
+
+_NOUN_BEFORE = lx.DETERMINERS | {w for p in lx.DESTINATION_PREPS for w in p}
+_STOP = frozenset({w for p in lx.DESTINATION_PREPS for w in p} | {"and", "of", "with", "by", "from", "for"})
 
 
 def _number(tok: str) -> int | None:

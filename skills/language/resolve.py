@@ -108,6 +108,9 @@ class Resolver:
     def place_for(self, np_: NounPhrase, ctx: Discourse, clause: str, theme: list[str]) -> tuple[str, str]:
         """(name, kind) of where something goes; kind is object | fixture | slot | frame."""
         targets = self.objects + list(self.fixtures) + self.slots + self.frames
+        if np_.reflexive:
+            raise LanguageError(f"in '{clause}': '{np_.text}' would put {', '.join(theme) or 'an object'} on "
+                                f"itself; name a different target ({', '.join(t for t in targets if t not in theme)})")
         if np_.frame is not None:
             return np_.frame, "frame"
         if np_.scenery is not None:

@@ -104,18 +104,25 @@ class Teacher:
         return task, program
 
     # ---- internals ---------------------------------------------------------------------
+    def _english(self) -> frozenset[str]:
+        """Whole words of the model's tokenizer: real words, never 'corrected' as typos."""
+        vocab = getattr(self.model, "vocabulary", None)
+        return vocab() if callable(vocab) else frozenset()
+
     def _grounder(self, spec: CellSpec) -> tuple[ClauseParser, Grounder]:
         tasks = self.library.all() if self.library is not None else []
         key = (id(spec), tuple((t.name, t.definition, tuple(t.phrasings)) for t in tasks))
         if key not in self._grounders:
             cands = [Candidate(s.name, "skill", skill_phrases(s), s) for s in self.registry]
             cands += [Candidate(t.name, "task", tuple(t.phrasings) + (t.definition,)) for t in tasks]
-            words = {w for c in cands for p in c.phrases for w in tokenize(p)}
+            # misspellings are corrected towards what skills and tasks say, not their documentation
+            said = [p for s in self.registry for p in s.examples] + [p for t in tasks for p in t.phrasings]
+            words = {w for p in said for w in tokenize(p)}
             vocab = Vocabulary.build(
                 [o.name for o in spec.objects], {f.name: f.type for f in spec.fixtures},
                 [s for f in spec.fixtures if f.slots is not None for s in f.slot_poses()],
                 [f.name for f in spec.frames], {o.color_name for o in spec.objects} | _palette(), words)
-            parser = ClauseParser(vocab)
+            parser = ClauseParser(vocab, self._english())
             self._grounders.clear()  # one cell at a time is the common case; bounded memory
             self._grounders[key] = (parser, Grounder(self.model, parser, cands))
         return self._grounders[key]
@@ -148,10 +155,10 @@ class Teacher:
     def _clause(self, clause: Clause, grounder: Grounder, resolver: Resolver, ctx: Discourse,
                 spec: CellSpec, depth: int) -> Reading:
         text = abstract(clause)
-        scores = grounder.scores(text)
+        scores = grounder.scores(clause)
         if not scores or scores[0].score < ground.THRESHOLD:
             raise LanguageError(
-                f"'{clause.text}' does not match any skill or task closely enough (best: "
+                f"'{clause.text}' does not match any skill or task closely enough (closest: "
                 f"{_best(scores)}; needs {ground.THRESHOLD:.2f}). Known skills: {', '.join(self.registry.names())}"
                 + (f"; tasks: {', '.join(self.library.names())}" if self.library and self.library.names() else "")
                 + ". Rephrase with one of them, or teach a task with --name/--as"
@@ -175,9 +182,10 @@ class Teacher:
             best = scores[0].candidate
             raise LanguageError(_missing(clause, best, has_theme, dest, scores[0].score))
         chosen = _most_specific(good, dest)
-        if scores[0].candidate is not chosen.candidate and scores[0].score - chosen.score > 0.1 \
-                and not _fits(scores[0].candidate, has_theme, dest):
-            raise LanguageError(_missing(clause, scores[0].candidate, has_theme, dest, scores[0].score))
+        top = scores[0]
+        if top.candidate is not chosen.candidate and top.score - chosen.score > 0.15 \
+                and _lacks(top.candidate, has_theme or implicit, dest):
+            raise LanguageError(_missing(clause, top.candidate, has_theme, dest, top.score))
         cand = chosen.candidate
         if themes:
             ctx.mention(themes)
@@ -246,6 +254,14 @@ def _fits(c: Candidate, has_theme: bool, dest: tuple[str, str] | None) -> bool:
     return dkind != "object" or dest[1] == "object"
 
 
+def _lacks(c: Candidate, has_theme: bool, dest: tuple[str, str] | None) -> bool:
+    """Whether the prompt leaves out a part this candidate needs (not: says more than it takes)."""
+    if c.spec is None:
+        return False
+    theme, dparam, _ = _roles(c.spec)
+    return (theme is not None and not has_theme) or (dparam is not None and dest is None)
+
+
 def _most_specific(good: list[Score], dest: tuple[str, str] | None) -> Score:
     best = good[0]
     if dest is None or dest[1] != "object":
@@ -282,7 +298,9 @@ def _holding_after(steps: list[Step] | tuple[Step, ...], holding: str | None) ->
 def _best(scores: list[Score]) -> str:
     if not scores:
         return "nothing"
-    return f"{scores[0].candidate.name} at {scores[0].score:.2f}"
+    shown = [f"{s.candidate.spec.signature() if s.candidate.spec else 'task ' + s.candidate.name} at {s.score:.2f}"
+             for s in scores[:3]]
+    return ", ".join(shown)
 
 
 def _missing(clause: Clause, best: Candidate, has_theme: bool, dest: tuple[str, str] | None,
