@@ -58,6 +58,9 @@ class LanguageModel:
                 f"the language extra is missing ({exc.name} cannot be imported); install it with "
                 "pip install 'robocell[lang]'"
             ) from exc
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # a progress bar per load is noise in a CLI
         try:
             self._tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
             self._model = AutoModel.from_pretrained(str(self.model_dir), local_files_only=True)
