@@ -39,7 +39,8 @@ def default_model_dir() -> Path:
 class LanguageModel:
     """Sentence embeddings: mean pooling over tokens, L2-normalised (how all-MiniLM-L6-v2 is used)."""
 
-    def __init__(self, model_dir: str | Path | None = None, *, max_length: int = 64) -> None:
+    def __init__(self, model_dir: str | Path | None = None, *, max_length: int = 64,
+                 threads: int | None = 1) -> None:
         self.model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
         if not (self.model_dir / "config.json").is_file():
             raise LanguageError(
@@ -67,6 +68,10 @@ class LanguageModel:
         except (OSError, ValueError) as exc:
             raise LanguageError(f"--model {self.model_dir}: cannot load a transformers model from it: {exc}") from exc
         self._model.eval()
+        if threads is not None:
+            # a prompt is a dozen tokens: intra-op threads only fight over the cores (measured:
+            # several times slower on a loaded 2-core machine); None keeps torch's default
+            torch.set_num_threads(threads)
         self._torch = torch
         self.max_length = max_length
         self.load_seconds = time.perf_counter() - t0

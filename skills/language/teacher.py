@@ -140,16 +140,17 @@ class Teacher:
         clauses = parser.parse(prompt)
         if not clauses:
             raise LanguageError(f"found nothing to do in '{prompt}'; say what the robot should do")
+        full: list[Clause] = []
+        for clause in clauses:
+            full.append(_inherit(clause, full[-1]) if not clause.has_verb() and full else clause)
+        # one forward pass for the whole prompt: every clause, whole and verb-only
+        self.model.embed([t for c in full for t in (abstract(c), abstract(c, mode="verb"))])
         steps: list[Step] = []
         readings: list[Reading] = []
-        prev: Clause | None = None
-        for clause in clauses:
-            if not clause.has_verb() and prev is not None:
-                clause = _inherit(clause, prev)
+        for clause in full:
             reading = self._clause(clause, grounder, resolver, ctx, spec, depth)
             readings.append(reading)
             steps += reading.steps
-            prev = clause
         return Plan(Program(steps=steps), readings)
 
     def _clause(self, clause: Clause, grounder: Grounder, resolver: Resolver, ctx: Discourse,
