@@ -172,6 +172,11 @@ def demo(
         console.print(f"animation: {record}")
 
 
+from robocell.cli_teach import register as _register_teach  # noqa: E402  (teach, tasks)
+
+_register_teach(app, console)
+
+
 def _print_step(i: int, step: object, status: str) -> None:
     text = step.text()  # type: ignore[attr-defined]
     if status == "start":

@@ -78,3 +78,15 @@ class LeaseError(RemoteError):
 
 class ProtectiveStop(SafetyViolation, MotionError):
     """The arm is latched in a protective stop (watchdog, fault, stop); reset it to move again."""
+
+
+class LanguageError(RobocellError):
+    """A prompt could not be turned into a program without guessing (unknown, ambiguous or missing parts)."""
+
+
+class PreviewFailed(SkillFailed):
+    """The simulated preview of a taught program failed; nothing was saved or run on hardware."""
+
+
+class ApprovalRequired(RobocellError):
+    """Running on a remote arm needs a passed preview and an explicit approval (--yes or a confirmation)."""

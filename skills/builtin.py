@@ -23,14 +23,14 @@ RELEASE_GAP = 0.006  # m between the held object and its support at release
 SETTLE = 0.3  # s for a released object to come to rest before checking
 
 
-@skill(examples=("go home", "return to the home position"))
+@skill(examples=("go home", "return to the home position", "go back home", "park the arm", "home the robot"))
 def home(ctx: SkillContext) -> None:
     """Move the arm to its home configuration (joint move)."""
     ctx.log("home")
     _move(ctx, lambda: ctx.arm.move_joints(ctx.home), "moving home")
 
 
-@skill(examples=("move to above_bin", "go to the inspect pose"))
+@skill(examples=("move to above_bin", "go to the inspect pose", "move the arm to the pose", "go above the bin"))
 def move_to(ctx: SkillContext, target: FrameName | None = None, pose: Pose | None = None,
             linear: bool = False) -> None:
     """Move the tool centre point to a named frame or to a pose [x, y, z, roll, pitch, yaw].
@@ -44,20 +44,21 @@ def move_to(ctx: SkillContext, target: FrameName | None = None, pose: Pose | Non
     _move(ctx, lambda: ctx.arm.move_pose(goal, linear=linear), f"moving to {target or 'the pose'}")
 
 
-@skill(examples=("open the gripper", "release"))
+@skill(examples=("open the gripper", "release", "open your hand", "let go"))
 def open_gripper(ctx: SkillContext) -> None:
     """Open the gripper fully (releases anything held)."""
     ctx.gripper.open()
     ctx.holding = None
 
 
-@skill(examples=("close the gripper", "grip"))
+@skill(examples=("close the gripper", "grip", "shut the gripper"))
 def close_gripper(ctx: SkillContext, force: float | None = None) -> None:
     """Close the gripper with ``force`` newtons per finger (default: the cell's gripper force)."""
     ctx.gripper.close(force)
 
 
-@skill(examples=("pick up the red block", "grab the blue one"))
+@skill(examples=("pick up the red block", "grab the blue one", "take the green block", "lift the red block",
+                  "fetch the red block", "get the blue block", "hold the green block", "grasp the blue block"))
 def pick(ctx: SkillContext, object: ObjectName) -> None:
     """Pick an object from above: approach, descend, close on it, lift, and check it came along."""
     _require_empty(ctx, "pick")
@@ -91,7 +92,8 @@ def pick(ctx: SkillContext, object: ObjectName) -> None:
     ctx.holding = object
 
 
-@skill(examples=("put it in the bin", "place it on the green block", "drop it into slot 2 of the tray"))
+@skill(examples=("put it in the bin", "place it on the green block", "drop it into slot 2 of the tray",
+                  "put it down in the tray", "release it into the bin", "set it down on the red block"))
 def place(ctx: SkillContext, target: TargetName | None = None, pose: Pose | None = None) -> None:
     """Place the held object in or on a target: a fixture (bin, tray), a tray slot, another object, a frame, or a pose.
 
@@ -119,7 +121,9 @@ def place(ctx: SkillContext, target: TargetName | None = None, pose: Pose | None
         raise SkillFailed(f"place: '{held}' is not in {goal.label}: {why}")
 
 
-@skill(examples=("put the red block in the bin", "move blue into the tray"))
+@skill(examples=("put the red block in the bin", "move blue into the tray", "drop the red block into the bin",
+                  "put the green block in slot 2 of the tray", "throw the blue block into the bin",
+                  "transfer the red block to the tray"))
 def pick_and_place(ctx: SkillContext, object: ObjectName, target: TargetName) -> None:
     """Pick an object and place it in or on a target (fixture, tray slot, other object or frame)."""
     if target == object:
@@ -128,7 +132,8 @@ def pick_and_place(ctx: SkillContext, object: ObjectName, target: TargetName) ->
     place(ctx, target)
 
 
-@skill(examples=("stack the blue block on the green block", "put blue on top of green"))
+@skill(examples=("stack the blue block on the green block", "put blue on top of green",
+                  "put the red block on the blue block", "pile the green block on the red block"))
 def stack(ctx: SkillContext, object: ObjectName, on: ObjectName) -> None:
     """Stack one object on top of another object."""
     if on == object:
