@@ -33,6 +33,7 @@ from robocell.hardware.protocol import VERSION, WireError, pack, unpack
 from robocell.hardware.security import ClientKeys
 
 REPLY_MAX_STR = 1 << 20  # error messages from the server can be long; still bounded
+MAX_IN_FLIGHT = 64  # streamed commands without a reply yet (a 64 ms backlog at 1 kHz)
 HEARTBEAT = 0.01  # s between heartbeats; the server's watchdog default is 50 ms
 # After these, state() waits for a state built after the server answered (read-your-writes).
 SYNC_OPS = frozenset({"move_joints", "move_pose", "follow", "gripper", "stop", "reset", "lease_acquire",
@@ -86,6 +87,8 @@ class Connection:
         self._state: dict[str, Any] | None = None
         self._state_at = 0.0  # monotonic time the latest state arrived
         self._min_seq = 0  # the oldest state seq that reflects this client's last command
+        self._in_flight: dict[int, tuple[str, float]] = {}  # streamed commands awaiting replies
+        self._stream_error: Exception | None = None
         self.info: dict[str, Any] = {}
         self.lease: str | None = None
         self._want_lease = False
@@ -132,6 +135,7 @@ class Connection:
             self.acquire()
 
     def _drop_sockets(self) -> None:
+        self._in_flight.clear()
         for s in (self._dealer, self._sub):
             if s is not None:
                 s.close(linger=0)  # drop anything still queued: a command is never resent
@@ -160,12 +164,16 @@ class Connection:
             time.sleep(self.latency)  # injected latency (evaluation of remote robustness)
         t_end = time.monotonic() + limit
         d = self._dealer
-        if not d.poll(max(0, int((t_end - time.monotonic()) * 1000)), zmq.POLLOUT):
-            self._lost(op, limit, "could not reach the server")
         try:
             d.send(data, zmq.NOBLOCK)
         except zmq.Again:
-            self._lost(op, limit, "could not reach the server")
+            # not connected (yet): wait for the connection within the deadline, never queue
+            if not d.poll(max(0, int((t_end - time.monotonic()) * 1000)), zmq.POLLOUT):
+                self._lost(op, limit, "could not reach the server")
+            try:
+                d.send(data, zmq.NOBLOCK)
+            except zmq.Again:
+                self._lost(op, limit, "could not reach the server")
         while True:
             left = t_end - time.monotonic()
             if left <= 0 or not d.poll(int(left * 1000) + 1, zmq.POLLIN):
@@ -175,13 +183,73 @@ class Connection:
             except WireError as exc:
                 raise ProtocolError(f"the server at {self.address} sent an undecodable reply ({exc.message})") from None
             if rep.get("id") != rid:
-                continue  # a late reply to an earlier request that already timed out
+                self._collect(rep)  # a streamed command's reply, or a late one to a timed-out request
+                continue
             if op in SYNC_OPS and isinstance(rep.get("seq"), int):
                 self._min_seq = max(self._min_seq, rep["seq"] + 1)
             if not rep.get("ok"):
                 raise error_for(str(rep.get("code")), str(rep.get("msg")))
             result = rep.get("result", {})
             return result if isinstance(result, dict) else {}
+
+    def send_nowait(self, op: str, args: dict[str, Any] | None = None, *, deadline: float | None = None) -> None:
+        """Send a command without waiting for its reply (for streams such as servo).
+
+        Its reply is read later; if the server rejected it, the next call to
+        :meth:`send_nowait` or :meth:`flush` raises that error.  Replies are
+        bounded: at most ``MAX_IN_FLIGHT`` commands wait for theirs.
+        """
+        self.raise_stream_error()
+        if self._dealer is None:
+            self._connect()
+        assert self._dealer is not None
+        while len(self._in_flight) >= MAX_IN_FLIGHT:
+            self._read_replies(block=True)
+        rid = next(self._ids)
+        msg: dict[str, Any] = {"v": VERSION, "op": op, "id": rid,
+                               "deadline": self.timeout if deadline is None else deadline}
+        if self.lease is not None:
+            msg["lease"] = self.lease
+        if args:
+            msg["args"] = args
+        try:
+            self._dealer.send(pack(msg), zmq.NOBLOCK)
+        except zmq.Again:
+            self._lost(op, self.timeout, "could not reach the server")
+        self._in_flight[rid] = (op, time.monotonic())
+        self._read_replies(block=False)
+
+    def flush(self) -> None:
+        """Wait for the replies of every streamed command; raise the first rejection."""
+        while self._in_flight:
+            self._read_replies(block=True)
+        self.raise_stream_error()
+
+    def raise_stream_error(self) -> None:
+        if self._stream_error is not None:
+            err, self._stream_error = self._stream_error, None
+            raise err
+
+    def _read_replies(self, block: bool) -> None:
+        assert self._dealer is not None
+        d = self._dealer
+        if block:
+            oldest = min(t for _, t in self._in_flight.values())
+            left = oldest + self.timeout - time.monotonic()
+            if left <= 0 or not d.poll(int(left * 1000) + 1, zmq.POLLIN):
+                op = next(iter(self._in_flight.values()))[0]
+                self._in_flight.clear()
+                self._lost(op, self.timeout, "no reply")
+        while d.poll(0, zmq.POLLIN):
+            try:
+                self._collect(unpack(d.recv(), max_str=REPLY_MAX_STR))
+            except WireError as exc:
+                raise ProtocolError(f"the server at {self.address} sent an undecodable reply ({exc.message})") from None
+
+    def _collect(self, rep: dict[str, Any]) -> None:
+        entry = self._in_flight.pop(rep.get("id"), None)  # type: ignore[arg-type]
+        if entry is not None and not rep.get("ok") and self._stream_error is None:
+            self._stream_error = error_for(str(rep.get("code")), f"{entry[0]}: {rep.get('msg')}")
 
     def _lost(self, op: str, limit: float, why: str) -> None:
         self._drop_sockets()

@@ -81,7 +81,7 @@ class ControlLoop:
         self.stats = ControlStats()
         self.latest: dict[str, Any] = {}
         self.q_meas = np.asarray(st.q, dtype=float)
-        self._inbox: collections.deque[tuple[Callable[[float, DriverState], Any], Future[Any]]] = collections.deque()
+        self._inbox: collections.deque[tuple[Callable[[float, DriverState], Any], Future[Any] | None]] = collections.deque()
         self._stop_requests: collections.deque[str] = collections.deque()
         self._running = threading.Event()
         self._thread: threading.Thread | None = None
@@ -97,6 +97,10 @@ class ControlLoop:
             return fut
         self._inbox.append((fn, fut))
         return fut
+
+    def post(self, fn: Callable[[float, DriverState], Any]) -> None:
+        """Like :meth:`call` without a result (cheaper: the servo stream's path)."""
+        self._inbox.append((fn, None))
 
     def request_stop(self, reason: str) -> None:
         """Stop with deceleration at the next tick; never queued behind other calls."""
@@ -143,7 +147,9 @@ class ControlLoop:
                 self._watch(now, st)
                 while self._inbox:
                     fn, fut = self._inbox.popleft()
-                    if fut.set_running_or_notify_cancel():
+                    if fut is None:
+                        fn(now, st)
+                    elif fut.set_running_or_notify_cancel():
                         try:
                             fut.set_result(fn(now, st))
                         except Exception as exc:  # noqa: BLE001 - handed to the caller via the future
@@ -152,7 +158,7 @@ class ControlLoop:
                 self.driver.command(q, qd)
                 self._build_state(now, st)
                 if now >= next_pub:
-                    self.publish(pack(self.latest))
+                    self.publish(self.latest_packed)
                     next_pub = max(next_pub + self.state_period, now - self.state_period)
                 self.driver.wait_period()
         except Exception as exc:  # noqa: BLE001 - the arm must be stopped whatever failed
@@ -164,7 +170,8 @@ class ControlLoop:
             finally:
                 while self._inbox:
                     _, fut = self._inbox.popleft()
-                    fut.set_exception(RuntimeError(f"the control loop has failed: {exc!r}"))
+                    if fut is not None:
+                        fut.set_exception(RuntimeError(f"the control loop has failed: {exc!r}"))
 
     def _account(self, interval: float) -> None:
         s = self.stats
@@ -231,3 +238,4 @@ class ControlLoop:
             "gripper": {"width": float(st.gripper_width), "grasped": bool(st.grasped),
                         "busy": bool(self.driver.gripper_busy()), "seq": self.gripper_seq},
         }
+        self.latest_packed = pack(self.latest)  # shared by the state stream and the state request

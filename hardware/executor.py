@@ -70,7 +70,8 @@ class Executor:
         self.servo_target: np.ndarray | None = None
         self.servo_velocity = np.zeros_like(q0)
         self.servo_seq = 0  # of the setpoint the tracker follows
-        self._servo_pending: tuple[int, np.ndarray, np.ndarray, int] | None = None  # seq, q, v, tick received
+        self._servo_pending: tuple[int, np.ndarray, np.ndarray, float] | None = None  # seq, q, v, arrival time
+        self._prev_now = -np.inf  # start time of the previous tick
         self.servo_stats = ServoStats()
         self._servo_applied = 0
         self._servo_ff_ticks = 1
@@ -91,17 +92,19 @@ class Executor:
         motion.t0 = now
         self.motion = motion
 
-    def servo(self, seq: int, q: np.ndarray, velocity: np.ndarray, dt: float) -> None:
+    def servo(self, seq: int, q: np.ndarray, velocity: np.ndarray, dt: float, arrived: float) -> None:
         """Queue a checked setpoint; the next tick makes it the target.
 
         ``velocity`` is the stream's own speed (feed-forward); it is trusted for
         ``dt`` after the setpoint is applied, so a stream that stops does not
-        carry the arm past its last setpoint.
+        carry the arm past its last setpoint.  ``arrived`` (monotonic s) is when
+        the message reached the server: the statistics count a setpoint as
+        applied on time if the first tick that started after it applied it.
         """
         if self._servo_pending is not None:
             self.servo_stats.superseded += 1
         self.servo_stats.received += 1
-        self._servo_pending = (seq, q, velocity, self.tick)
+        self._servo_pending = (seq, q, velocity, arrived)
         self._servo_ff_ticks = max(1, int(round(dt / self.period)))
 
     def stop(self, q: np.ndarray, now: float) -> Motion | None:
@@ -122,6 +125,7 @@ class Executor:
     def step(self, now: float, q_meas: np.ndarray, qd_meas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The setpoint for this tick (call once per control period)."""
         self.tick += 1
+        prev_now, self._prev_now = self._prev_now, now
         if self.stopping is not None:
             q, qd = self.stopping.sample(now - self.stop_t0)
             if now - self.stop_t0 >= self.stopping.duration:
@@ -141,9 +145,9 @@ class Executor:
                 m.status = Status.DONE
             return self._emit(m.q_goal, np.zeros_like(m.q_goal))
         if self._servo_pending is not None:
-            seq, q, v, received = self._servo_pending
+            seq, q, v, arrived = self._servo_pending
             self._servo_pending = None
-            if self.tick - received <= 1:
+            if arrived > prev_now:  # it arrived during the previous period: this is the next tick
                 self.servo_stats.applied_next_tick += 1
             else:
                 self.servo_stats.applied_late += 1

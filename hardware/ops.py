@@ -264,9 +264,9 @@ class Ops:
 
         def apply(now: float, st: DriverState) -> None:
             if not c.latched:
-                c.executor.servo(seq, q, velocity, dt)
+                c.executor.servo(seq, q, velocity, dt, t_recv)
 
-        c.call(apply)
+        c.post(apply)
         return {"seq": seq}
 
     def op_gripper(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:

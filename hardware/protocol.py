@@ -256,6 +256,15 @@ def reply(rid: int, code: Code = Code.OK, message: str = "", result: Mapping[str
             "result": dict(result or {}), "seq": seq}
 
 
+_OK_HEAD = msgpack.packb({"v": VERSION, "ok": True, "code": Code.OK.value, "msg": ""})[1:]  # map body, no header
+
+
+def packed_reply(rid: int, seq: int, packed_result: bytes) -> bytes:
+    """An OK reply around an already packed result (identical to ``pack(reply(...))``)."""
+    return (b"\x87" + _OK_HEAD + msgpack.packb("id") + msgpack.packb(rid) + msgpack.packb("seq")
+            + msgpack.packb(seq) + msgpack.packb("result") + packed_result)
+
+
 def check_args(args: Mapping[str, Any], allowed: frozenset[str], op: str) -> None:
     extra = set(args) - allowed
     if extra:

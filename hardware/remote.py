@@ -137,13 +137,22 @@ class RemoteArm(Arm):
             faults = self.conn.state()["faults"]
             raise MotionCancelled(f"{exc}; the server reports: {'; '.join(faults) or 'no fault'}") from None
 
-    def servo(self, q: ArrayLike, dt: float | None = None) -> None:
-        """Stream one setpoint; ``dt`` is the stream's period (default: the server's servo period)."""
+    def servo(self, q: ArrayLike, dt: float | None = None, *, wait: bool = True) -> None:
+        """Stream one setpoint; ``dt`` is the stream's period (default: the server's servo period).
+
+        ``wait=False`` pipelines the stream (for 1 kHz): the call returns once
+        the setpoint is sent, and a rejection raises on a later ``servo`` call
+        or on ``conn.flush()``; the server checks every setpoint either way.
+        """
         arr = self._as_joints(q, "servo setpoint")
         args: dict[str, Any] = {"q": arr.tolist()}
         if dt is not None:
             args["dt"] = float(dt)
-        self.conn.request("servo", args)
+        if wait:
+            self.conn.flush()
+            self.conn.request("servo", args)
+        else:
+            self.conn.send_nowait("servo", args)
 
     def stop(self) -> None:
         self.conn.request("stop")

@@ -9,6 +9,7 @@ to PyBullet's position motors; nothing here plans or checks (the server does).
 from __future__ import annotations
 
 import collections
+import sys
 import time
 from typing import Any
 
@@ -25,32 +26,43 @@ MAX_CATCH_UP = 8  # physics steps per tick at most: a stalled host slows time in
 
 
 class Pacer:
-    """Absolute-schedule period waiting: sleep most of the gap, spin the last bit.
+    """Absolute-schedule period waiting with an accurate sleep.
 
-    ``time.sleep`` alone overshoots by 50-100 us on Linux; the short spin keeps
-    the 1 kHz tick's jitter in the tens of microseconds.
+    A busy-wait would hold the GIL and starve the server's command thread, so
+    the waiting thread asks Linux for a 1 us timer slack instead (the default
+    50 us slack is what makes ``time.sleep`` overshoot); one period late or
+    more, the schedule restarts rather than bursting to catch up.
     """
-
-    SPIN = 0.0002  # s
 
     def __init__(self, period: float) -> None:
         self.period = period
         self.next = time.perf_counter() + period
         self.overruns = 0
+        self._slack_set = False
 
     def wait(self) -> None:
+        if not self._slack_set:
+            _fine_timer_slack()  # per thread: set from the thread that waits
+            self._slack_set = True
         now = time.perf_counter()
         if now > self.next + self.period:
-            # more than a whole period late: resynchronise rather than burst
             self.overruns += 1
             self.next = now + self.period
             return
-        gap = self.next - now - self.SPIN
+        gap = self.next - now
         if gap > 0:
             time.sleep(gap)
-        while time.perf_counter() < self.next:
-            pass
         self.next += self.period
+
+
+def _fine_timer_slack() -> None:
+    """prctl(PR_SET_TIMERSLACK, 1 ns) for the calling thread (Linux only; elsewhere a no-op)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(29, 1, 0, 0, 0)  # 29 = PR_SET_TIMERSLACK
 
 
 class SimDriver:

@@ -1,0 +1,287 @@
+"""The ZeroMQ hardware layer, measured against raw pyzmq in the same run.
+
+1. State round trip: robocell ``state`` requests (client library + server)
+   vs a raw pyzmq DEALER/ROUTER ping-pong of the same request and reply sizes
+   against a bare echo server in another process; CURVE off and on.
+2. Servo streaming at 1 kHz from a Python client: share of setpoints applied
+   at the next server tick, and the client's send-period jitter.
+3. Watchdog: SIGKILL the controlling client mid-motion N times; the time from
+   its last message to the server's stop command (limit: watchdog + 10 ms).
+
+Run: .venv/bin/python benchmarks/bench_remote.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CELL = ROOT / "examples" / "cells" / "tabletop.yaml"
+READY = re.compile(r"on (tcp://\S+) state (tcp://\S+)")
+
+ECHO = textwrap.dedent("""
+    import sys, zmq
+    size, keys = int(sys.argv[1]), sys.argv[2]
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.ROUTER)
+    s.setsockopt(zmq.LINGER, 0)
+    if keys != "-":
+        import zmq.auth
+        from zmq.auth.thread import ThreadAuthenticator
+        auth = ThreadAuthenticator(ctx); auth.start(); auth.configure_curve(domain="*", location=keys + "/authorized")
+        pub, sec = zmq.auth.load_certificate(keys + "/server.key_secret")
+        s.curve_secretkey, s.curve_publickey, s.curve_server = sec, pub, True
+    s.bind("tcp://127.0.0.1:0")
+    print("on", s.getsockopt_string(zmq.LAST_ENDPOINT), "state tcp://-", flush=True)
+    payload = b"x" * size
+    while True:
+        ident, msg = s.recv_multipart()
+        s.send_multipart([ident, payload])
+""")
+
+
+def start(cmd: list[str], timeout: float = 90.0) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    assert proc.stdout is not None
+    t_end = time.monotonic() + timeout
+    lines = []
+    while time.monotonic() < t_end:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        m = READY.search(line)
+        if m:
+            return proc, m.group(1)
+    proc.kill()
+    raise RuntimeError("process did not start:\n" + "".join(lines))
+
+
+def serve(*extra: str) -> tuple[subprocess.Popen[str], str]:
+    return start([sys.executable, "-m", "robocell", "serve", "--cell", str(CELL), "--bind", "tcp://127.0.0.1:0",
+                  *extra])
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def pct(x: list[float] | np.ndarray, p: float) -> float:
+    return float(np.percentile(np.asarray(x), p))
+
+
+# ---------------------------------------------------------------- 1. round trip
+def raw_rtt(endpoint: str, request: bytes, n: int, keys: object) -> np.ndarray:
+    import zmq
+
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    if keys is not None:
+        s.curve_secretkey, s.curve_publickey, s.curve_serverkey = keys.secret, keys.public, keys.server_public  # type: ignore[attr-defined]
+    s.connect(endpoint)
+    out = np.empty(n)
+    for i in range(n + 200):
+        t = time.perf_counter()
+        s.send(request)
+        s.recv()
+        if i >= 200:
+            out[i - 200] = time.perf_counter() - t
+    ctx.destroy(linger=0)
+    return out
+
+
+def robocell_rtt(endpoint: str, n: int, keys: object) -> tuple[np.ndarray, int, int]:
+    from robocell.hardware.client import Connection
+    from robocell.hardware.protocol import VERSION, pack, reply
+
+    conn = Connection(endpoint, keys=keys, timeout=5.0)  # type: ignore[arg-type]
+    out = np.empty(n)
+    for i in range(n + 200):
+        t = time.perf_counter()
+        state = conn.request("state")
+        if i >= 200:
+            out[i - 200] = time.perf_counter() - t
+    req = len(pack({"v": VERSION, "op": "state", "id": 2**60, "deadline": 2.0}))
+    rep = len(pack(reply(2**60, result=state)))
+    conn.close()
+    return out, req, rep
+
+
+def bench_rtt(n: int, keys_dir: Path) -> list[str]:
+    from robocell.hardware.security import load_client_keys
+
+    rows = []
+    for curve in (False, True):
+        keys = load_client_keys(keys_dir) if curve else None
+        extra = ["--keys", str(keys_dir)] if curve else []
+        srv, ep = serve(*extra)
+        try:
+            rc, req_size, rep_size = robocell_rtt(ep, 300, keys)  # warm-up and sizes
+            echo, eep = start([sys.executable, "-c", ECHO, str(rep_size), str(keys_dir) if curve else "-"])
+            try:
+                raws, robs = [], []
+                for _ in range(3):  # interleaved rounds: both see the same machine load
+                    raws.append(raw_rtt(eep, b"x" * req_size, n, keys))
+                    robs.append(robocell_rtt(ep, n, keys)[0])
+                raw, rob = np.concatenate(raws), np.concatenate(robs)
+            finally:
+                echo.kill()
+        finally:
+            stop(srv)
+        name = "CURVE" if curve else "no encryption"
+        rows.append(f"| state round trip, {name} | {np.median(rob) * 1e6:.0f} | {pct(rob, 99) * 1e6:.0f} | "
+                    f"{np.median(raw) * 1e6:.0f} | {pct(raw, 99) * 1e6:.0f} | "
+                    f"**{np.median(rob) / np.median(raw):.2f}×** | {pct(rob, 99) / pct(raw, 99):.2f}× |")
+        print(rows[-1], f"(request {req_size} B, reply {rep_size} B, {3 * n} round trips each)", flush=True)
+    return rows
+
+
+# ---------------------------------------------------------------- 2. servo at 1 kHz
+def bench_servo(seconds: float, pipelined: bool) -> list[str]:
+    from robocell.hardware.client import Connection
+    from robocell.hardware.drivers.sim import Pacer
+
+    srv, ep = serve()
+    try:
+        conn = Connection(ep, timeout=5.0)
+        conn.acquire()
+        q = np.asarray(conn.state()["q_cmd"], dtype=float)
+        stats0 = conn.request("stats")["servo"]
+        n = int(seconds * 1000)
+        sends = np.empty(n)
+        rtts = np.empty(n)
+        pacer = Pacer(0.001)
+        amp = 0.3
+        for k in range(n):
+            pacer.wait()
+            target = q.copy()
+            target[0] += amp * (1 - np.cos(2 * np.pi * 0.5 * k / 1000)) / 2  # smooth 0.5 Hz sway, < 0.5 rad/s
+            t = time.perf_counter()
+            sends[k] = t
+            args = {"q": target.tolist(), "dt": 0.001, "seq": k + 1}
+            if pipelined:
+                conn.send_nowait("servo", args)
+            else:
+                conn.request("servo", args)
+            rtts[k] = time.perf_counter() - t
+        conn.flush()
+        s = conn.request("stats")
+        conn.close()
+    finally:
+        stop(srv)
+    sv = {k: s["servo"][k] - stats0[k] for k in stats0}
+    period = np.diff(sends)
+    jitter = np.abs(period - 0.001)
+    share = sv["applied_next_tick"] / max(1, sv["received"])
+    rows = [
+        f"| servo stream ({'pipelined' if pipelined else 'request/reply'}), {n} setpoints at 1 kHz | applied at the next tick: **{100 * share:.2f} %** "
+        f"({sv['applied_next_tick']}/{sv['received']}; late {sv['applied_late']}, superseded {sv['superseded']}) | "
+        f"period p50 {np.median(period) * 1e3:.3f} ms, p99 {pct(period, 99) * 1e3:.3f} ms; "
+        f"jitter p50 {np.median(jitter) * 1e6:.0f} µs, p99 {pct(jitter, 99) * 1e6:.0f} µs | "
+        f"client send time p50 {np.median(rtts) * 1e6:.0f} µs, p99 {pct(rtts, 99) * 1e6:.0f} µs | "
+        f"server tick p50 {s['tick_p50'] * 1e3:.3f} ms, p99 {s['tick_p99'] * 1e3:.3f} ms, late ticks {s['late_ticks']}/{s['ticks']} |"
+    ]
+    print(rows[0], flush=True)
+    return rows
+
+
+# ---------------------------------------------------------------- 3. watchdog
+VICTIM = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from robocell.hardware.client import Connection
+    c = Connection(sys.argv[1], timeout=5.0)
+    c.acquire()
+    q = np.asarray(c.state()["q_cmd"])
+    q[0] += float(sys.argv[2])
+    c.request("move_joints", {"q": q.tolist(), "speed": 0.3})
+    print("moving", flush=True)
+    sys.stdin.read()
+""")
+
+
+def bench_watchdog(trials: int) -> list[str]:
+    from robocell.hardware.client import Connection
+
+    srv, ep = serve("--lease-timeout", "0.2")
+    silent: list[float] = []
+    kill_to_stop: list[float] = []
+    try:
+        obs = Connection(ep, timeout=5.0)
+        for k in range(trials):
+            v = subprocess.Popen([sys.executable, "-c", VICTIM, ep, "0.8" if k % 2 == 0 else "-0.8"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+            assert v.stdout is not None and v.stdout.readline().strip() == "moving"
+            while obs.next_state()["mode"] != "moving":
+                continue
+            n0 = len(obs.request("stats")["watchdog"])
+            os.kill(v.pid, signal.SIGKILL)
+            t_kill = time.monotonic()
+            while obs.next_state()["mode"] != "stopped":
+                continue
+            t_seen = time.monotonic()
+            ev = obs.request("stats")["watchdog"][n0:]
+            silent.append(ev[0]["silent"])
+            kill_to_stop.append(t_seen - t_kill)
+            v.wait(timeout=10)
+            # clear the latch for the next trial: take the freed lease, reset, go back
+            while obs.state()["lease"] is not None:
+                obs.next_state()
+            obs.acquire()
+            while True:
+                try:
+                    obs.request("reset")
+                    break
+                except Exception:  # noqa: BLE001 - BUSY while the stop decelerates
+                    obs.next_state()
+            obs.release()
+        obs.close()
+    finally:
+        stop(srv)
+    s = np.asarray(silent)
+    within = int(np.sum(s <= 0.060))
+    row = (f"| watchdog, {trials} SIGKILLs mid-motion (deadline 50 ms) | last message → stop command: "
+           f"min {s.min() * 1e3:.1f}, p50 {np.median(s) * 1e3:.1f}, p99 {pct(s, 99) * 1e3:.1f}, "
+           f"max {s.max() * 1e3:.1f} ms | **{within}/{trials} within 60 ms** | "
+           f"kill → stop seen by an observer: p50 {np.median(kill_to_stop) * 1e3:.0f} ms, "
+           f"max {max(kill_to_stop) * 1e3:.0f} ms |")
+    print(row, flush=True)
+    return [row]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
+    a = ap.parse_args()
+    from robocell.hardware.security import generate
+
+    print(f"load average before: {os.getloadavg()}")
+    with tempfile.TemporaryDirectory() as d:
+        generate(Path(d))
+        print("| round trip | robocell p50 µs | p99 µs | raw pyzmq p50 µs | p99 µs | ratio p50 | ratio p99 |")
+        print("|---|---|---|---|---|---|---|")
+        bench_rtt(500 if a.quick else 3000, Path(d))
+    for pipelined in (False, True):
+        bench_servo(2.0 if a.quick else 10.0, pipelined)
+    bench_watchdog(5 if a.quick else 50)
+    print(f"load average after: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
