@@ -78,3 +78,7 @@ class LeaseError(RemoteError):
 
 class ProtectiveStop(MotionError):
     """The arm is latched in a protective stop (watchdog, fault, stop); reset it to move again."""
+
+
+class EvaluationError(RobocellError):
+    """An evaluation run could not go on (workers fail to start, the Ray cluster is unreachable)."""
