@@ -148,7 +148,8 @@ class LocalEngine:
         if hung:
             error, kind = f"timed out after {self.timeout:g} s; the worker was killed", "TrialTimeout"
         else:
-            error, kind = f"the worker process crashed ({_exit_text(w.process.exitcode)})", "WorkerCrashed"
+            # the exit code goes in error_type: the error text must read the same on every engine
+            error, kind = "the worker process crashed", f"WorkerCrashed ({_exit_text(w.process.exitcode)})"
         return TrialResult(job.trial, job.seed, False, error, 0.0, now - w.started,
                            error_type=kind, is_error=True)
 
