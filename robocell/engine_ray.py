@@ -44,6 +44,12 @@ def _absolute(job: TrialJob) -> TrialJob:
                    record=os.path.abspath(job.record) if job.record else None)
 
 
+def _warm() -> int:
+    import robocell.trial  # noqa: F401  (imports PyBullet, kinematics and skills once per worker)
+
+    return os.getpid()
+
+
 def _execute(job: TrialJob) -> TrialResult:
     from robocell.trial import execute
 
@@ -67,6 +73,15 @@ class RayEngine:
         ray = _ray()
         t0 = time.perf_counter()
         started_here = self._connect(ray)
+        try:
+            # import robocell in every worker before the clock of any trial starts, as the
+            # local engine's workers do before they say "ready"
+            warm = ray.remote(num_cpus=1, max_retries=0)(_warm)
+            ray.get([warm.remote() for _ in range(self.workers)], timeout=120)
+        except Exception:
+            if started_here:
+                ray.shutdown()
+            raise
         self.startup_s = time.perf_counter() - t0
         try:
             return self._run(ray, [_absolute(j) for j in jobs], on_result)
