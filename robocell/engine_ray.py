@@ -78,10 +78,11 @@ class RayEngine:
             # local engine's workers do before they say "ready"
             warm = ray.remote(num_cpus=1, max_retries=0)(_warm)
             ray.get([warm.remote() for _ in range(self.workers)], timeout=120)
-        except Exception:
+        except ray.exceptions.RayError as exc:
             if started_here:
                 ray.shutdown()
-            raise
+            raise EvaluationError(f"Ray workers could not import robocell within 120 s: {exc}; every node needs "
+                                  "robocell installed (pip install 'robocell[ray]')") from exc
         self.startup_s = time.perf_counter() - t0
         try:
             return self._run(ray, [_absolute(j) for j in jobs], on_result)
