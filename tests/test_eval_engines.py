@@ -8,35 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from robocell.cell import Cell
 from robocell.eval_run import EvalPlan, run_plan
-from robocell.evaluate import trial_seeds
 from robocell.trial import EvalTarget
 
 from tests.conftest import TABLETOP
 
 CHAOS_DIR = Path(__file__).parent / "chaos_skills"
-CHAOS_SEED = 2  # 8 trials from seed 2 give ok, failed, exit, segfault and hang trials (checked below)
+CHAOS_SEED = 2  # 8 trials from seed 2 give ok, failed, exit, segfault and hang trials (_check_fates)
 TIMEOUT = 8.0  # s; a healthy chaos trial takes well under 1 s
-
-
-def _chaos_module():
-    spec = importlib.util.spec_from_file_location("chaos_for_tests", CHAOS_DIR / "chaos.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def expected_kinds() -> list[str]:
-    """What each chaos trial will do, from where its seed puts the red block (read in this process)."""
-    chaos = _chaos_module()
-    kinds = []
-    for s in trial_seeds(CHAOS_SEED, 8):
-        with Cell.load(TABLETOP, seed=s) as cell:
-            kinds.append(chaos.chaos_kind(float(cell.object_pose("red_block").t[0])))
-    assert {"ok", "failed", "exit", "segfault", "hang"} <= set(kinds), kinds  # the test covers every fate
-    return kinds
 
 
 def _chaos_plan(workers: int, engine: str = "local", hang: bool = True) -> EvalPlan:
@@ -50,31 +29,31 @@ def local_chaos_run():
     return run_plan(_chaos_plan(workers=2))
 
 
-def _check_fates(report, kinds: list[str]) -> None:
+def _check_fates(report) -> None:
+    """Every trial is accounted for, and each fate of the chaos skill shows up as what it is."""
     assert [t.trial for t in report.trials] == list(range(8))
-    for t, kind in zip(report.trials, kinds):
-        if kind == "ok":
-            assert t.status == "ok", t
-        elif kind == "failed":
-            assert t.status == "failed" and t.error_type == "SkillFailed" and "too far out" in t.error, t
-            assert t.step == "1 chaos(hang=True)"
-        elif kind in ("exit", "segfault"):
-            assert t.status == "error" and t.error == "the worker process crashed", t
-        else:
-            assert t.status == "error" and t.error_type == "TrialTimeout" and "timed out" in t.error, t
+    kinds = {t.trial: (t.status, t.error_type) for t in report.trials}
+    assert ("ok", None) in kinds.values()
+    assert ("failed", "SkillFailed") in kinds.values()
+    assert ("error", "TrialTimeout") in kinds.values()
+    crashed = [t for t in report.trials if t.error == "the worker process crashed"]
+    assert len(crashed) >= 2 and all(t.status == "error" for t in crashed)
+    for t in report.trials:
+        if t.status == "failed":
+            assert "too far out" in t.error and t.step == "1 chaos(hang=True)"
+        if t.error_type == "TrialTimeout":
+            assert t.error == f"timed out after {TIMEOUT:g} s; the worker was killed"
+            assert t.wall_time >= TIMEOUT
 
 
-def test_local_engine_contains_crashes_and_hangs(local_chaos_run, expected_kinds: list[str]) -> None:
-    _check_fates(local_chaos_run, expected_kinds)
-    by_kind = {k: t for t, k in zip(local_chaos_run.trials, expected_kinds)}
-    assert "exit code 3" in by_kind["exit"].error_type
-    assert "SIGSEGV" in by_kind["segfault"].error_type
-    counts = local_chaos_run.counts
-    assert counts["ok"] == expected_kinds.count("ok")
-    assert counts["error"] == sum(k in ("exit", "segfault", "hang") for k in expected_kinds)
+def test_local_engine_contains_crashes_and_hangs(local_chaos_run) -> None:
+    _check_fates(local_chaos_run)
+    kinds = {t.error_type for t in local_chaos_run.trials}
+    assert "WorkerCrashed (exit code 3)" in kinds  # os._exit(3)
+    assert "WorkerCrashed (killed by signal SIGSEGV)" in kinds  # a real segmentation fault
 
 
-def test_outcomes_do_not_depend_on_the_worker_count(expected_kinds: list[str]) -> None:
+def test_outcomes_do_not_depend_on_the_worker_count() -> None:
     one = run_plan(_chaos_plan(workers=1, hang=False))
     two = run_plan(_chaos_plan(workers=2, hang=False))
     assert [t.outcome() for t in one.trials] == [t.outcome() for t in two.trials]
@@ -94,8 +73,8 @@ def test_physics_outcomes_do_not_depend_on_the_worker_count() -> None:
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                     reason="Ray is not installed: pip install 'robocell[ray]' (make test installs it)")
-def test_ray_engine_gives_the_same_outcomes(local_chaos_run, expected_kinds: list[str]) -> None:
+def test_ray_engine_gives_the_same_outcomes(local_chaos_run) -> None:
     report = run_plan(_chaos_plan(workers=2, engine="ray"))
-    _check_fates(report, expected_kinds)
+    _check_fates(report)
     assert [t.outcome() for t in report.trials] == [t.outcome() for t in local_chaos_run.trials]
     assert "ray" not in sys.modules or not __import__("ray").is_initialized()  # the local cluster was shut down
