@@ -197,7 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     except RobocellError as exc:
         if debug:
             traceback.print_exc()
-        err_console.print(f"[red]error[/] ({type(exc).__name__}): {exc}")
+        from rich.markup import escape
+
+        # escaped: messages quote values such as "[lo, hi]" that rich would read as markup
+        err_console.print(f"[red]error[/] ({type(exc).__name__}): {escape(str(exc))}")
         if not debug:
             err_console.print("[dim](run with --debug for the traceback)[/]")
         return 2

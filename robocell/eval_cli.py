@@ -59,10 +59,11 @@ def _run(plan: object, quiet: bool, err_console: Console) -> ScaleReport:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
         TimeRemainingColumn
 
-    from robocell.eval_run import run_plan
+    from robocell.eval_run import prepare, run_plan
 
+    jobs = prepare(plan)  # type: ignore[arg-type]  (mistakes end here, before the progress bar)
     if quiet:
-        return run_plan(plan)  # type: ignore[arg-type]
+        return run_plan(plan, None, jobs)  # type: ignore[arg-type]
     counts = {"ok": 0, "done": 0}
     columns = (TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
@@ -77,7 +78,7 @@ def _run(plan: object, quiet: bool, err_console: Console) -> ScaleReport:
                 mark = "[red]FAIL[/]" if t.status == "failed" else "[magenta]ERROR[/]"
                 progress.console.print(f"trial {t.trial} seed {t.seed} {mark}: {t.error}")
 
-        return run_plan(plan, on_result)  # type: ignore[arg-type]
+        return run_plan(plan, on_result, jobs)  # type: ignore[arg-type]
 
 
 def _print_summary(r: ScaleReport, console: Console) -> None:

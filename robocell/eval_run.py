@@ -88,13 +88,22 @@ def make_engine(plan: EvalPlan) -> object:
     return LocalEngine(plan.workers, plan.timeout)
 
 
-def run_plan(plan: EvalPlan, on_result: Callable[[TrialResult], None] | None = None) -> ScaleReport:
-    """Run every trial of the plan on its engine; write the HTML report when asked."""
+def prepare(plan: EvalPlan) -> list[TrialJob]:
+    """Check the plan and build its jobs; every mistake is reported here, before any trial runs."""
     plan.check()
     rnd = plan.randomization()
     seeds = trial_seeds(plan.seed, plan.trials)
     jobs = [plan.job(k, s, rnd) for k, s in enumerate(seeds)]
     check_job(jobs[0])  # a typo fails once, here, not N times in the workers
+    make_engine(plan)  # checks workers and timeout
+    return jobs
+
+
+def run_plan(plan: EvalPlan, on_result: Callable[[TrialResult], None] | None = None,
+             jobs: list[TrialJob] | None = None) -> ScaleReport:
+    """Run every trial of the plan on its engine; write the HTML report when asked."""
+    jobs = prepare(plan) if jobs is None else jobs
+    rnd = jobs[0].randomization
     engine = make_engine(plan)
     t0 = time.perf_counter()
     results = engine.run(jobs, on_result)  # type: ignore[attr-defined]
