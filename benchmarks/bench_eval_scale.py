@@ -1,0 +1,104 @@
+"""Evaluation throughput: trials per minute on 1 and 2 local workers, and the Ray engine's overhead.
+
+The same trials (program examples/programs/pick_place_red.yaml on the tabletop
+cell, seeds derived from --seed exactly as `robocell eval` derives them) run
+on each engine in the same process, one after another:
+
+  * local engine, 1 worker   -- the baseline
+  * local engine, 2 workers  -- speed-up over the baseline (target >= 1.8x on 2 cores)
+  * ray engine, 2 workers on a local Ray cluster started here -- overhead against the
+    local engine with 2 workers (target <= 15%); starting the cluster is timed apart,
+    since a CI fleet joins a cluster that is already up
+
+and every engine must give the same (trial, seed, success, error) for every trial.
+
+    python benchmarks/bench_eval_scale.py [--trials 100] [--seed 0] [--no-ray]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import time
+from pathlib import Path
+
+from robocell.eval_run import EvalPlan, prepare, run_plan
+from robocell.evaluate import TrialResult
+from robocell.trial import EvalTarget
+
+ROOT = Path(__file__).resolve().parents[1]
+PROGRAM = ROOT / "examples" / "programs" / "pick_place_red.yaml"
+CELL = ROOT / "examples" / "cells" / "tabletop.yaml"
+
+
+def measure(trials: int, seed: int, workers: int, engine: str) -> dict[str, object]:
+    plan = EvalPlan(EvalTarget.parse([str(PROGRAM)]), str(CELL), trials, seed, workers, engine, timeout=300.0)
+    jobs = prepare(plan)
+    done: list[float] = []
+    t0 = time.perf_counter()
+
+    def on_result(_: TrialResult) -> None:
+        done.append(time.perf_counter() - t0)
+
+    report = run_plan(plan, on_result, jobs)
+    wall = time.perf_counter() - t0
+    # steady state: from the 10th result to the last, no start-up in it
+    k = min(10, len(done) - 1)
+    steady = 60.0 * (len(done) - 1 - k) / (done[-1] - done[k]) if done[-1] > done[k] else 0.0
+    return {
+        "engine": engine, "workers": workers, "trials": trials, "wall_s": round(wall, 2),
+        "successes": report.counts["ok"], "trials_per_min": round(60.0 * trials / wall, 1),
+        "steady_trials_per_min": round(steady, 1), "mean_trial_s": round(sum(t.wall_time for t in report.trials)
+                                                                          / trials, 3),
+        "outcomes": [t.outcome() for t in report.trials]
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--trials", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-ray", action="store_true", help="skip the Ray engine")
+    args = ap.parse_args()
+    print(f"load average before: {os.getloadavg()[0]:.2f} (2 cores; other users make figures noisy)")
+    measure(2, args.seed, 1, "local")  # start the fork server (imports once) outside the timings
+    runs = [measure(args.trials, args.seed, 1, "local"), measure(args.trials, args.seed, 2, "local")]
+    if not args.no_ray and importlib.util.find_spec("ray") is not None:
+        import ray
+
+        t0 = time.perf_counter()
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="warning")
+        cluster_start = time.perf_counter() - t0
+        try:
+            runs.append(measure(args.trials, args.seed, 2, "ray") | {"cluster_start_s": round(cluster_start, 2)})
+        finally:
+            ray.shutdown()
+    base, two = runs[0], runs[1]
+    for r in runs:
+        print(f"{r['engine']:5s} {r['workers']} worker(s): {r['trials']} trials in {r['wall_s']:6.1f} s = "
+              f"{r['trials_per_min']:6.1f} trials/min (steady {r['steady_trials_per_min']:6.1f}/min); "
+              f"{r['successes']}/{r['trials']} ok; {r['mean_trial_s']:.2f} s per trial in its worker")
+    speedup = float(two["trials_per_min"]) / float(base["trials_per_min"])
+    print(f"2 local workers / 1 local worker: {speedup:.2f}x (target >= 1.8x)")
+    out: dict[str, object] = {"bench": "eval_scale", "speedup_2_workers": round(speedup, 3)}
+    if len(runs) == 3:
+        ray_run = runs[2]
+        overhead = float(ray_run["wall_s"]) / float(two["wall_s"]) - 1.0
+        steady = float(two["steady_trials_per_min"]) / float(ray_run["steady_trials_per_min"]) - 1.0
+        same = ray_run["outcomes"] == two["outcomes"] == base["outcomes"]
+        print(f"ray 2 workers vs local 2 workers: overhead {overhead:+.1%} end to end (cluster start "
+              f"{ray_run['cluster_start_s']} s not included), {steady:+.1%} in steady state (target <= 15%)")
+        print(f"identical outcomes on every engine and worker count: {same}")
+        out |= {"ray_overhead": round(overhead, 3), "ray_steady_overhead": round(steady, 3), "identical": same}
+    else:
+        same = two["outcomes"] == base["outcomes"]
+        print(f"identical outcomes for 1 and 2 workers: {same}")
+        out["identical"] = same
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    print(json.dumps(out | {"runs": [{k: v for k, v in r.items() if k != "outcomes"} for r in runs]}))
+
+
+if __name__ == "__main__":
+    main()
