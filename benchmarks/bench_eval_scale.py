@@ -33,6 +33,34 @@ PROGRAM = ROOT / "examples" / "programs" / "pick_place_red.yaml"
 CELL = ROOT / "examples" / "cells" / "tabletop.yaml"
 
 
+def _burn(n: int) -> int:
+    s = 0
+    for i in range(n):
+        s += i * i
+    return s
+
+
+def cpu_ceiling(n: int = 5_000_000) -> float:
+    """Speed-up of a pure-CPU loop on 2 processes over 1, now: what the machine gives this run.
+
+    On a shared machine another user's work can take a core; then no engine can
+    reach 2x, and the eval speed-up should be read against this figure.
+    """
+    import multiprocessing as mp
+
+    ctx = mp.get_context("forkserver")
+    with ctx.Pool(2) as pool:
+        pool.map(_burn, [1000, 1000])  # start both processes before timing
+        t0 = time.perf_counter()
+        pool.map(_burn, [n], chunksize=1)
+        pool.map(_burn, [n], chunksize=1)
+        serial = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        pool.map(_burn, [n, n], chunksize=1)
+        parallel = time.perf_counter() - t0
+    return serial / parallel
+
+
 def measure(trials: int, seed: int, workers: int, engine: str) -> dict[str, object]:
     plan = EvalPlan(EvalTarget.parse([str(PROGRAM)]), str(CELL), trials, seed, workers, engine, timeout=300.0)
     jobs = prepare(plan)
@@ -64,7 +92,9 @@ def main() -> None:
     args = ap.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.2f} (2 cores; other users make figures noisy)")
     measure(2, args.seed, 1, "local")  # start the fork server (imports once) outside the timings
+    ceiling_before = cpu_ceiling()
     runs = [measure(args.trials, args.seed, 1, "local"), measure(args.trials, args.seed, 2, "local")]
+    ceiling = (ceiling_before + cpu_ceiling()) / 2
     if not args.no_ray and importlib.util.find_spec("ray") is not None:
         import ray
 
@@ -81,8 +111,11 @@ def main() -> None:
               f"{r['trials_per_min']:6.1f} trials/min (steady {r['steady_trials_per_min']:6.1f}/min); "
               f"{r['successes']}/{r['trials']} ok; {r['mean_trial_s']:.2f} s per trial in its worker")
     speedup = float(two["trials_per_min"]) / float(base["trials_per_min"])
-    print(f"2 local workers / 1 local worker: {speedup:.2f}x (target >= 1.8x)")
-    out: dict[str, object] = {"bench": "eval_scale", "speedup_2_workers": round(speedup, 3)}
+    print(f"2 local workers / 1 local worker: {speedup:.2f}x (target >= 1.8x); a pure-CPU loop on 2 processes "
+          f"got {ceiling:.2f}x in the same run, so the engine reached {speedup / ceiling:.0%} of what the "
+          "machine gave")
+    out: dict[str, object] = {"bench": "eval_scale", "speedup_2_workers": round(speedup, 3),
+                              "cpu_ceiling_2_processes": round(ceiling, 3)}
     if len(runs) == 3:
         ray_run = runs[2]
         overhead = float(ray_run["wall_s"]) / float(two["wall_s"]) - 1.0

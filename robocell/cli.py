@@ -102,7 +102,7 @@ def eval_cmd(
         metavar="PROGRAM_OR_SKILL [KEY=VALUE...]")],
     cell: CellOpt,
     trials: Annotated[int, typer.Option(min=1, help="Number of randomised trials.")] = 20,
-    workers: Annotated[int, typer.Option(min=1, help="Trials run in parallel (processes or Ray tasks).")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="Trials run in parallel (processes or Ray actors).")] = 1,
     engine: Annotated[str, typer.Option(help="local (process pool on this machine) or ray.")] = "local",
     address: Annotated[Optional[str], typer.Option(help="Ray cluster to join (ray://host:10001 or auto); "
                                                         "without it --engine ray starts a local one.")] = None,

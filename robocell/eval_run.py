@@ -58,6 +58,12 @@ class EvalPlan:
         if self.backend != "sim" and (self.workers != 1 or self.engine != "local"):
             raise ConfigError(f"--backend {self.backend}: trials on a remote arm run one at a time; "
                               "use --workers 1 with the local engine")
+        from robocell.backends import available_backends
+
+        scheme = self.backend.split("://", 1)[0]
+        if scheme not in available_backends():
+            raise ConfigError(f"--backend {self.backend}: unknown backend; available: "
+                              f"{', '.join(sorted(available_backends()))} (tcp://host:port needs the hardware layer)")
 
     def randomization(self) -> RandomizationSpec | None:
         """The cell file's randomization section with the command-line overrides on top."""

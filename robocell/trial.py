@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from robocell.errors import ConfigError, RobocellError
+from robocell.errors import BackendError, ConfigError, RemoteError, RobocellError
 from robocell.evaluate import TrialResult
 
 if TYPE_CHECKING:
@@ -144,7 +144,10 @@ def execute(job: TrialJob) -> TrialResult:
         _run(job, cell, step)
         result = replace(result, success=True)
     except RobocellError as exc:
-        result = replace(result, error=_first_line(exc), error_type=type(exc).__name__, step=step[0])
+        # a backend that cannot start or a link that fails is the rig's fault, not the task's
+        infra = isinstance(exc, BackendError | RemoteError)
+        result = replace(result, error=_first_line(exc), error_type=type(exc).__name__, step=step[0],
+                         is_error=infra)
     except Exception as exc:  # a bug in a skill or in robocell: report it, keep the run going
         where = traceback.extract_tb(exc.__traceback__)[-1]
         result = replace(result, error=f"{type(exc).__name__}: {_first_line(exc)} "

@@ -122,6 +122,7 @@ def test_a_bug_in_a_skill_is_an_error_and_min_success_fails_the_run(capsys: pyte
     ([*PICK, "--timeout", "0"], "--timeout 0"),
     ([*PICK, "--trial", "-1"], "must be >= 0"),
     ([*PICK, "--backend", "tcp://arm:5555", "--workers", "2"], "run one at a time"),
+    ([*PICK, "--backend", "carrier-pigeon"], "--backend carrier-pigeon: unknown backend; available: "),
 ])
 def test_mistakes_exit_2_with_a_message(capsys: pytest.CaptureFixture[str], args: list[str], needle: str) -> None:
     code, out, err = run_cli(capsys, "eval", *args, "--cell", TABLETOP, "--trials", 1)
