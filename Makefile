@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ik.py
 	$(BIN)/python benchmarks/bench_sim.py
 	$(BIN)/python benchmarks/bench_pick_place.py
+	$(BIN)/python benchmarks/bench_eval_scale.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info out

@@ -70,8 +70,10 @@ def measure(trials: int, seed: int, workers: int, engine: str) -> dict[str, obje
     def on_result(_: TrialResult) -> None:
         done.append(time.perf_counter() - t0)
 
+    cpu0 = time.process_time()
     report = run_plan(plan, on_result, jobs)
     wall = time.perf_counter() - t0
+    driver_cpu = time.process_time() - cpu0  # what this process spent dispatching and collecting
     # steady state: from the 10th result to the last, no start-up in it
     k = min(10, len(done) - 1)
     steady = 60.0 * (len(done) - 1 - k) / (done[-1] - done[k]) if done[-1] > done[k] else 0.0
@@ -82,6 +84,19 @@ def measure(trials: int, seed: int, workers: int, engine: str) -> dict[str, obje
                                                                           / trials, 3),
         "outcomes": [t.outcome() for t in report.trials]
     }
+
+
+def worker_memory_mb() -> float:
+    """Peak resident memory of a process that ran one trial (what each worker holds)."""
+    import subprocess
+    import sys
+
+    code = ("import resource, sys\n"
+            "from robocell.trial import EvalTarget, TrialJob, execute\n"
+            f"execute(TrialJob(EvalTarget.parse([{str(PROGRAM)!r}]), {str(CELL)!r}, 0, 1))\n"
+            "sys.stderr.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    return int(out.stderr.strip().splitlines()[-1]) / 1024.0
 
 
 def main() -> None:
@@ -129,6 +144,11 @@ def main() -> None:
         same = two["outcomes"] == base["outcomes"]
         print(f"identical outcomes for 1 and 2 workers: {same}")
         out["identical"] = same
+    for r in runs:
+        print(f"driver CPU per trial, {r['engine']} {r['workers']} worker(s): {r['driver_cpu_ms_per_trial']} ms")
+    mem = worker_memory_mb()
+    print(f"peak memory of a worker after one trial: {mem:.0f} MB")
+    out["worker_peak_mb"] = round(mem)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     print(json.dumps(out | {"runs": [{k: v for k, v in r.items() if k != "outcomes"} for r in runs]}))
 

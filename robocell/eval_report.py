@@ -38,6 +38,7 @@ class ScaleReport:
     workers: int = 1
     wall_time: float = 0.0  # s for the whole run
     replay_flags: tuple[str, ...] = ()  # --skills/--randomize/--backend as given, for replay commands
+    run_replays: bool = True  # False when randomisation beyond poses applies: `robocell run` would not draw it
 
     # ---- figures ----------------------------------------------------------------------
     @property
@@ -67,7 +68,7 @@ class ScaleReport:
 
     def run_command(self, t: TrialResult) -> str | None:
         """``robocell run … --seed S`` when that reproduces the trial (a file, no extra randomisation)."""
-        if self.target.kind == "skill" or any(f.startswith("--randomize") for f in self.replay_flags):
+        if self.target.kind == "skill" or not self.run_replays:
             return None
         flags = [f for f in self.replay_flags if f.startswith("--skills")]
         return " ".join(["robocell", "run", shlex.quote(str(self.target.path)), "--cell", shlex.quote(self.cell),

@@ -114,7 +114,8 @@ def run_plan(plan: EvalPlan, on_result: Callable[[TrialResult], None] | None = N
     t0 = time.perf_counter()
     results = engine.run(jobs, on_result)  # type: ignore[attr-defined]
     report = ScaleReport(plan.target, plan.cell, plan.seed, results, plan.engine, plan.workers,
-                         time.perf_counter() - t0, plan.replay_flags())
+                         time.perf_counter() - t0, plan.replay_flags(),
+                         run_replays=rnd is None and plan.backend == "sim")
     if plan.report_dir is not None:
         _animate(plan, report, rnd, engine)
         report.write_html(plan.report_dir)
