@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,11 +68,11 @@ class EvalTarget:
 
     def words(self) -> list[str]:
         """The command-line form, for replay commands."""
-        if self.kind == "skill":
-            import shlex
+        import shlex
 
+        if self.kind == "skill":
             return [str(self.skill)] + [shlex.quote(f"{k}={_yaml_scalar(v)}") for k, v in self.args]
-        return [str(self.path)]
+        return [shlex.quote(str(self.path))]
 
     def text(self) -> str:
         return " ".join(self.words())
@@ -109,7 +109,6 @@ class TrialJob:
     picture_dir: str | None = None  # write a PNG of a failed trial's scene here
     record: str | None = None  # write a GIF of the whole trial here
     gui: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def check_job(job: TrialJob) -> None:

@@ -102,3 +102,32 @@ def test_link_faults_go_to_remote_backends_only() -> None:
     drawn = draw(rnd, spec, 3)
     assert 0.01 <= drawn.latency <= 0.03 and drawn.state_drop == 0.2
     assert physical_spec(spec, TrialConditions()) is spec
+
+
+# ---- a remote backend receives the drawn link faults --------------------------------------------
+SEEN: list[dict] = []
+
+
+def fake_remote_create(spec, address: str, **options):
+    """Stands in for robocell.hardware.remote:create: a simulated cell that records its options."""
+    from robocell.sim.backend import SimBackend
+
+    SEEN.append({"address": address, **options})
+    return SimBackend(spec)
+
+
+def test_remote_backend_gets_latency_and_state_drop_per_trial(monkeypatch: pytest.MonkeyPatch) -> None:
+    from robocell import backends
+    from robocell.trial import execute
+
+    monkeypatch.setitem(backends.BUILTIN_BACKENDS, "fake", f"{__name__}:fake_remote_create")
+    SEEN.clear()
+    rnd = merge(None, parse_overrides(["remote.latency=0.01:0.03", "remote.state_drop=0.2"]))
+    results = [execute(TrialJob(EvalTarget.parse(["home"]), str(TABLETOP), k, seed, backend="fake://rig",
+                                randomization=rnd)) for k, seed in enumerate((21, 22))]
+    assert all(r.success for r in results), results
+    assert [o["address"] for o in SEEN] == ["fake://rig"] * 2
+    assert all(set(o) == {"address", "latency", "state_drop"} for o in SEEN)  # no seed, gui or record
+    assert SEEN[0]["latency"] != SEEN[1]["latency"] and all(0.01 <= o["latency"] <= 0.03 for o in SEEN)
+    assert [o["latency"] for o in SEEN] == [draw(rnd, load_cell_spec(TABLETOP), s).latency for s in (21, 22)]
+    assert results[0].conditions["state_drop"] == 0.2
