@@ -82,7 +82,8 @@ def measure(trials: int, seed: int, workers: int, engine: str) -> dict[str, obje
         "successes": report.counts["ok"], "trials_per_min": round(60.0 * trials / wall, 1),
         "steady_trials_per_min": round(steady, 1), "mean_trial_s": round(sum(t.wall_time for t in report.trials)
                                                                           / trials, 3),
-        "outcomes": [t.outcome() for t in report.trials]
+        "outcomes": [t.outcome() for t in report.trials],
+        "driver_cpu_ms_per_trial": round(1000.0 * driver_cpu / trials, 2),
     }
 
 
