@@ -50,6 +50,7 @@ class _Worker:
     started: float = 0.0
     ready: bool = False
     born: float = 0.0
+    broken: bool = False  # a send to it failed: its process is gone
 
 
 class LocalEngine:
@@ -65,7 +66,7 @@ class LocalEngine:
         self._ctx = _context()
 
     def run(self, jobs: Iterable[TrialJob], on_result: Callable[[TrialResult], None] | None = None) -> list[TrialResult]:
-        queue = deque(jobs)
+        queue = deque(j.absolute() for j in jobs)
         results: list[TrialResult] = []
 
         def emit(r: TrialResult) -> None:
@@ -80,7 +81,10 @@ class LocalEngine:
                 for w in pool:
                     if w.ready and w.job is None and queue:
                         w.job, w.started = queue.popleft(), time.monotonic()
-                        w.conn.send(w.job)
+                        try:
+                            w.conn.send(w.job)
+                        except OSError:  # it died since it said ready: reported as a crash below
+                            w.broken = True
                 ready = wait([w.conn for w in pool] + [w.process.sentinel for w in pool], self._wait_time(pool))
                 now = time.monotonic()
                 keep: list[_Worker] = []
@@ -93,7 +97,7 @@ class LocalEngine:
                         emit(msg)
                     hung = w.job is not None and now - w.started > self.timeout
                     stuck = not w.ready and now - w.born > READY_TIMEOUT
-                    if msg is not _DEAD and not hung and not stuck:
+                    if msg is not _DEAD and not w.broken and not hung and not stuck:
                         keep.append(w)
                         continue
                     if not w.ready:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from typing import Any
 
 from robocell.errors import ConfigError, EvaluationError
@@ -36,16 +35,6 @@ def _ray() -> Any:
         raise ConfigError("--engine ray needs Ray, an optional extra: pip install 'robocell[ray]' "
                           "(or use --engine local)") from None
     return ray
-
-
-def _absolute(job: TrialJob) -> TrialJob:
-    """Workers may run in another folder (or on another node): give them absolute paths."""
-    t = job.target
-    target = replace(t, path=os.path.abspath(t.path)) if t.path else t
-    return replace(job, target=target, cell=os.path.abspath(job.cell),
-                   skill_dirs=tuple(os.path.abspath(d) for d in job.skill_dirs),
-                   picture_dir=os.path.abspath(job.picture_dir) if job.picture_dir else None,
-                   record=os.path.abspath(job.record) if job.record else None)
 
 
 class _TrialActor:
@@ -93,7 +82,7 @@ class RayEngine:
         started_here = self._connect(ray)
         self.startup_s = time.perf_counter() - t0
         try:
-            return self._run(ray, [_absolute(j) for j in jobs], on_result)
+            return self._run(ray, [j.absolute() for j in jobs], on_result)
         finally:
             if started_here:
                 ray.shutdown()

@@ -110,6 +110,17 @@ class TrialJob:
     record: str | None = None  # write a GIF of the whole trial here
     gui: bool = False
 
+    def absolute(self) -> TrialJob:
+        """The job with absolute paths: a worker may run in another folder, or on another node."""
+        import os
+
+        t = self.target
+        target = replace(t, path=os.path.abspath(t.path)) if t.path else t
+        return replace(self, target=target, cell=os.path.abspath(self.cell),
+                       skill_dirs=tuple(os.path.abspath(d) for d in self.skill_dirs),
+                       picture_dir=os.path.abspath(self.picture_dir) if self.picture_dir else None,
+                       record=os.path.abspath(self.record) if self.record else None)
+
 
 def check_job(job: TrialJob) -> None:
     """Fail fast, once, in the caller: a typo must not fail N trials one by one."""
