@@ -78,3 +78,12 @@ def test_ray_engine_gives_the_same_outcomes(local_chaos_run) -> None:
     _check_fates(report)
     assert [t.outcome() for t in report.trials] == [t.outcome() for t in local_chaos_run.trials]
     assert "ray" not in sys.modules or not __import__("ray").is_initialized()  # the local cluster was shut down
+
+
+def test_ray_engine_without_ray_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from robocell.engine_ray import RayEngine
+    from robocell.errors import ConfigError
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
+    with pytest.raises(ConfigError, match=r"pip install 'robocell\[ray\]'"):
+        RayEngine(2, 10.0).run([])
