@@ -87,6 +87,27 @@ def measure(trials: int, seed: int, workers: int, engine: str) -> dict[str, obje
     }
 
 
+class _Echo:
+    def run(self, x: int) -> int:
+        return x
+
+
+def ray_call_cost(ray: object, calls: int = 400) -> tuple[float, float]:
+    """(driver CPU ms per trivial actor call, driver CPU ms per idle second): the driver's own costs."""
+    echo = ray.remote(num_cpus=1)(_Echo)  # type: ignore[attr-defined]
+    actor = echo.remote()
+    ray.get(actor.run.remote(0))  # type: ignore[attr-defined]
+    t0 = time.process_time()
+    for i in range(calls):
+        ray.get(actor.run.remote(i))  # type: ignore[attr-defined]
+    per_call = 1000.0 * (time.process_time() - t0) / calls
+    ray.kill(actor)  # type: ignore[attr-defined]
+    t0, w0 = time.process_time(), time.perf_counter()
+    time.sleep(2.0)
+    idle = 1000.0 * (time.process_time() - t0) / (time.perf_counter() - w0)
+    return per_call, idle
+
+
 def worker_memory_mb() -> float:
     """Peak resident memory of a process that ran one trial (what each worker holds)."""
     import subprocess
@@ -119,6 +140,8 @@ def main() -> None:
         cluster_start = time.perf_counter() - t0
         try:
             runs.append(measure(args.trials, args.seed, 2, "ray") | {"cluster_start_s": round(cluster_start, 2)})
+            per_call, idle = ray_call_cost(ray)
+            print(f"Ray driver: {per_call:.2f} ms CPU per trivial actor call, {idle:.1f} ms CPU per idle second")
         finally:
             ray.shutdown()
     base, two = runs[0], runs[1]
