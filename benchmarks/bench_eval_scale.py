@@ -74,8 +74,8 @@ def measure(trials: int, seed: int, workers: int, engine: str) -> dict[str, obje
     report = run_plan(plan, on_result, jobs)
     wall = time.perf_counter() - t0
     driver_cpu = time.process_time() - cpu0  # what this process spent dispatching and collecting
-    # steady state: from the 10th result to the last, no start-up in it
-    k = min(10, len(done) - 1)
+    # steady state: from the 10th result (or the first quarter) to the last, no start-up in it
+    k = min(10, len(done) // 4)
     steady = 60.0 * (len(done) - 1 - k) / (done[-1] - done[k]) if done[-1] > done[k] else 0.0
     return {
         "engine": engine, "workers": workers, "trials": trials, "wall_s": round(wall, 2),
@@ -158,7 +158,7 @@ def main() -> None:
     if len(runs) == 3:
         ray_run = runs[2]
         overhead = float(ray_run["wall_s"]) / float(two["wall_s"]) - 1.0
-        steady = float(two["steady_trials_per_min"]) / float(ray_run["steady_trials_per_min"]) - 1.0
+        steady = float(two["steady_trials_per_min"]) / max(float(ray_run["steady_trials_per_min"]), 1e-9) - 1.0
         same = ray_run["outcomes"] == two["outcomes"] == base["outcomes"]
         print(f"ray 2 workers vs local 2 workers: overhead {overhead:+.1%} end to end (cluster start "
               f"{ray_run['cluster_start_s']} s not included), {steady:+.1%} in steady state (target <= 15%)")
