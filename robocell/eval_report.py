@@ -101,7 +101,8 @@ class ScaleReport:
 
         c = self.counts
         table = Table(title=f"{self.target.text()} on {self.cell}", title_justify="left")
-        for col in ("trials", "ok", "failed", "errors", "success", "trials/min", "wall/trial", "sim/trial"):
+        # short headings: the table must fit an 80-column CI log
+        for col in ("trials", "ok", "failed", "errors", "success", "per min", "wall", "simulated"):
             table.add_column(col, justify="right")
         walls = [t.wall_time for t in self.trials] or [0.0]
         sims = [t.sim_time for t in self.trials] or [0.0]
