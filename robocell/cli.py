@@ -121,6 +121,8 @@ def eval_cmd(
     min_success: Annotated[Optional[float], typer.Option(
         help="Exit with code 1 when the success rate is below this (0..1), for CI.")] = None,
     animate: Annotated[int, typer.Option(help="Failed trials replayed as GIFs in the --report.")] = 3,
+    shard: Annotated[Optional[str], typer.Option(
+        help="I/N: run only trials K with K % N == I, to split one evaluation over N drivers or CI jobs.")] = None,
     skills: SkillsOpt = None,
 ) -> None:
     """Run a program or skill on N randomised cells, in parallel, and report the success rate."""
@@ -130,7 +132,7 @@ def eval_cmd(
         target=target, cell=cell, trials=trials, workers=workers, engine=engine, address=address, seed=seed,
         as_json=as_json, junit=junit, report=report, trial=trial, gui=gui, record=record, timeout=timeout,
         randomize=randomize or [], backend=backend, min_success=min_success, animate=animate,
-        skills=skills or [], console=console, err_console=err_console,
+        skills=skills or [], shard=shard, console=console, err_console=err_console,
     )
     if code:
         raise typer.Exit(code)

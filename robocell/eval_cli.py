@@ -20,7 +20,7 @@ MAX_LISTED = 20  # failed trials listed on the console (all of them are in JSON,
 def eval_command(*, target: list[str], cell: Path, trials: int, workers: int, engine: str, address: str | None,
                  seed: int, as_json: bool, junit: Path | None, report: Path | None, trial: int | None, gui: bool,
                  record: Path | None, timeout: float, randomize: list[str], backend: str,
-                 min_success: float | None, animate: int, skills: list[Path], console: Console,
+                 min_success: float | None, animate: int, skills: list[Path], shard: str | None, console: Console,
                  err_console: Console) -> int:
     """Run the command; returns the exit code (0, or 1 for a failed replay or a success rate below the bar)."""
     from robocell.eval_run import EvalPlan
@@ -34,7 +34,7 @@ def eval_command(*, target: list[str], cell: Path, trials: int, workers: int, en
         raise ConfigError(f"cell file '{cell}' does not exist")
     plan = EvalPlan(EvalTarget.parse(target), str(cell), trials, seed, workers, engine, address, timeout,
                     tuple(str(d) for d in skills), tuple(randomize), backend,
-                    str(report) if report is not None else None, animate)
+                    str(report) if report is not None else None, animate, _shard(shard))
     if trial is not None:
         return _replay(plan, trial, gui, record, console)
     result = _run(plan, as_json, err_console)
@@ -55,6 +55,15 @@ def eval_command(*, target: list[str], cell: Path, trials: int, workers: int, en
     return 0
 
 
+def _shard(text: str | None) -> tuple[int, int]:
+    if text is None:
+        return (0, 1)
+    i, sep, n = text.partition("/")
+    if not sep or not i.strip().isdigit() or not n.strip().isdigit():
+        raise ConfigError(f"--shard {text!r}: write I/N, e.g. 0/4 for the first of four drivers")
+    return int(i), int(n)
+
+
 def _run(plan: object, quiet: bool, err_console: Console) -> ScaleReport:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
         TimeRemainingColumn
@@ -68,7 +77,7 @@ def _run(plan: object, quiet: bool, err_console: Console) -> ScaleReport:
     columns = (TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
     with Progress(*columns, console=err_console) as progress:
-        task = progress.add_task("eval", total=plan.trials, rate="success -")  # type: ignore[attr-defined]
+        task = progress.add_task("eval", total=len(jobs), rate="success -")
 
         def on_result(t: TrialResult) -> None:
             counts["done"] += 1

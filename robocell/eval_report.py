@@ -39,6 +39,7 @@ class ScaleReport:
     wall_time: float = 0.0  # s for the whole run
     replay_flags: tuple[str, ...] = ()  # --skills/--randomize/--backend as given, for replay commands
     run_replays: bool = True  # False when randomisation beyond poses applies: `robocell run` would not draw it
+    shard: tuple[int, int] = (0, 1)  # (i, n): this run holds the trials k with k % n == i
 
     # ---- figures ----------------------------------------------------------------------
     @property
@@ -83,6 +84,7 @@ class ScaleReport:
             "seed": self.seed,
             "engine": self.engine,
             "workers": self.workers,
+            "shard": f"{self.shard[0]}/{self.shard[1]}",
             "trials": len(self.trials),
             "successes": c["ok"],
             "failed": c["failed"],
@@ -120,7 +122,8 @@ class ScaleReport:
                            time=f"{self.wall_time:.3f}",
                            timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         props = ET.SubElement(suite, "properties")
-        for k, v in (("cell", self.cell), ("seed", self.seed), ("engine", self.engine), ("workers", self.workers)):
+        for k, v in (("cell", self.cell), ("seed", self.seed), ("engine", self.engine), ("workers", self.workers),
+                     ("shard", f"{self.shard[0]}/{self.shard[1]}")):
             ET.SubElement(props, "property", name=k, value=str(v))
         classname = f"robocell.eval.{Path(self.cell).stem}"
         for t in self.trials:

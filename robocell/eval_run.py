@@ -47,10 +47,16 @@ class EvalPlan:
     backend: str = "sim"
     report_dir: str | None = None
     animate: int = 3  # failed trials replayed as a GIF for the report
+    shard: tuple[int, int] = (0, 1)  # (i, n): run only the trials k with k % n == i (one of n drivers)
 
     def check(self) -> None:
         if self.trials < 1:
             raise ConfigError(f"--trials {self.trials}: must be at least 1")
+        i, n = self.shard
+        if not (n >= 1 and 0 <= i < n):
+            raise ConfigError(f"--shard {i}/{n}: must be I/N with 0 <= I < N, e.g. 0/4 .. 3/4 for four drivers")
+        if i >= self.trials:
+            raise ConfigError(f"--shard {i}/{n}: shard {i} has no trials out of --trials {self.trials}")
         if self.engine not in ENGINES:
             raise ConfigError(f"--engine {self.engine!r}: must be one of {', '.join(ENGINES)}")
         if self.address and self.engine != "ray":
@@ -99,7 +105,9 @@ def prepare(plan: EvalPlan) -> list[TrialJob]:
     plan.check()
     rnd = plan.randomization()
     seeds = trial_seeds(plan.seed, plan.trials)
-    jobs = [plan.job(k, s, rnd) for k, s in enumerate(seeds)]
+    i, n = plan.shard
+    # a trial's seed depends on its index only, so n drivers with one shard each run exactly the trials one would
+    jobs = [plan.job(k, s, rnd) for k, s in enumerate(seeds) if k % n == i]
     check_job(jobs[0])  # a typo fails once, here, not N times in the workers
     make_engine(plan)  # checks workers and timeout
     return jobs
@@ -115,7 +123,7 @@ def run_plan(plan: EvalPlan, on_result: Callable[[TrialResult], None] | None = N
     results = engine.run(jobs, on_result)  # type: ignore[attr-defined]
     report = ScaleReport(plan.target, plan.cell, plan.seed, results, plan.engine, plan.workers,
                          time.perf_counter() - t0, plan.replay_flags(),
-                         run_replays=rnd is None and plan.backend == "sim")
+                         run_replays=rnd is None and plan.backend == "sim", shard=plan.shard)
     if plan.report_dir is not None:
         _animate(plan, report, rnd, engine)
         report.write_html(plan.report_dir)

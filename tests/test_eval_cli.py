@@ -122,9 +122,30 @@ def test_a_bug_in_a_skill_is_an_error_and_min_success_fails_the_run(capsys: pyte
     ([*PICK, "--timeout", "0"], "--timeout 0"),
     ([*PICK, "--trial", "-1"], "must be >= 0"),
     ([*PICK, "--backend", "tcp://arm:5555", "--workers", "2"], "run one at a time"),
+    ([*PICK, "--shard", "2/2"], "--shard 2/2: must be I/N with 0 <= I < N"),
+    ([*PICK, "--shard", "first"], "write I/N"),
     ([*PICK, "--backend", "carrier-pigeon"], "--backend carrier-pigeon: unknown backend; available: "),
 ])
 def test_mistakes_exit_2_with_a_message(capsys: pytest.CaptureFixture[str], args: list[str], needle: str) -> None:
     code, out, err = run_cli(capsys, "eval", *args, "--cell", TABLETOP, "--trials", 1)
     assert code == 2, out + err
     assert needle in " ".join((out + err).split()) and "Traceback" not in out + err
+
+
+def test_shards_split_the_trials_between_drivers(capsys: pytest.CaptureFixture[str]) -> None:
+    from robocell.evaluate import trial_seeds
+
+    seen = []
+    for shard in ("0/2", "1/2"):
+        code, out, _ = run_cli(capsys, "eval", "home", "--cell", TABLETOP, "--trials", 5, "--seed", 3,
+                               "--shard", shard, "--json")
+        data = json.loads(out)
+        assert code == 0 and data["shard"] == shard and data["successes"] == data["trials"]
+        seen.append(data["trials"])
+    assert seen == [3, 2]  # trials 0, 2, 4 and 1, 3: together the 5 trials of one unsharded run
+    from robocell.eval_run import EvalPlan, prepare
+    from robocell.trial import EvalTarget
+
+    jobs = [j for shard in ((0, 2), (1, 2))
+            for j in prepare(EvalPlan(EvalTarget.parse(["home"]), str(TABLETOP), 5, 3, shard=shard))]
+    assert sorted((j.trial, j.seed) for j in jobs) == list(enumerate(trial_seeds(3, 5)))
