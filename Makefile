@@ -7,7 +7,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 comma  := ,
-EXTRAS ?= dev,lang
+EXTRAS ?= dev,lang,ray
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 .PHONY: demo test bench venv clean
@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_sim.py
 	$(BIN)/python benchmarks/bench_pick_place.py
 	$(BIN)/python benchmarks/bench_teach.py
+	$(BIN)/python benchmarks/bench_eval_scale.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info out

@@ -51,6 +51,7 @@ from robocell.cellfile_types import (
     nearest_color_name,
 )
 from robocell.errors import CellFileError, ConfigError
+from robocell.randomization import RandomizationSpec, object_problems
 
 __all__ = [
     "PALETTE", "ArmSpec", "CameraSpec", "CellSpec", "ColorSpec", "FixtureSpec", "FrameSpec", "GripperSpec",
@@ -235,6 +236,7 @@ class CellSpec(Spec):
     fixtures: Annotated[tuple[FixtureSpec, ...], BeforeValidator(_entries("fixtures"))] = ()
     frames: Annotated[tuple[FrameSpec, ...], BeforeValidator(_entries("frames"))] = ()
     cameras: Annotated[tuple[CameraSpec, ...], BeforeValidator(_entries("cameras"))] = ()
+    randomization: RandomizationSpec | None = None  # physics, sensor noise, link faults per trial
     _base_dir: Path | None = PrivateAttr(default=None)
 
     @model_validator(mode="before")
@@ -251,6 +253,7 @@ class CellSpec(Spec):
     def _check(self) -> CellSpec:
         names = {kind: [e.name for e in getattr(self, kind)] for kind in _KINDS}
         bad = cross_problems(names, [f.parent for f in self.frames])
+        bad += object_problems(self.randomization, names["objects"])
         if bad:
             raise problems(bad)
         return self

@@ -105,33 +105,45 @@ def run(
 
 @app.command("eval")
 def eval_cmd(
-    program: Annotated[Path, typer.Argument(help="PROGRAM.yaml or SCRIPT.py.")],
+    target: Annotated[list[str], typer.Argument(
+        help="PROGRAM.yaml, SCRIPT.py, or a skill with key=value arguments: pick_and_place object=red_block target=bin",
+        metavar="PROGRAM_OR_SKILL [KEY=VALUE...]")],
     cell: CellOpt,
     trials: Annotated[int, typer.Option(min=1, help="Number of randomised trials.")] = 20,
+    workers: Annotated[int, typer.Option(min=1, help="Trials run in parallel (processes or Ray actors).")] = 1,
+    engine: Annotated[str, typer.Option(help="local (process pool on this machine) or ray.")] = "local",
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster to join (ray://host:10001 or auto); "
+                                                        "without it --engine ray starts a local one.")] = None,
     seed: Annotated[int, typer.Option(help="Seed from which every trial's seed is derived.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON report.")] = False,
+    junit: Annotated[Optional[Path], typer.Option(help="Write JUnit XML (one testcase per trial).")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="Write an HTML report with pictures to this folder.")] = None,
+    trial: Annotated[Optional[int], typer.Option(help="Replay trial K alone, in this process.")] = None,
+    gui: Annotated[bool, typer.Option(help="With --trial: show the PyBullet window.")] = False,
+    record: Annotated[Optional[Path], typer.Option(help="With --trial: write an animation (.gif).")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds of wall time per trial before it counts as hung.")] = 300.0,
+    randomize: Annotated[Optional[list[str]], typer.Option(
+        help="Override the cell file's randomization: friction=0.8:1.2, sensor_noise.object_position=0.002, "
+             "remote.latency=0.01 (repeatable).")] = None,
+    backend: Annotated[str, typer.Option(help="sim, or tcp://host:port for a remote arm.")] = "sim",
+    min_success: Annotated[Optional[float], typer.Option(
+        help="Exit with code 1 when the success rate is below this (0..1), for CI.")] = None,
+    animate: Annotated[int, typer.Option(help="Failed trials replayed as GIFs in the --report.")] = 3,
+    shard: Annotated[Optional[str], typer.Option(
+        help="I/N: run only trials K with K % N == I, to split one evaluation over N drivers or CI jobs.")] = None,
     skills: SkillsOpt = None,
 ) -> None:
-    """Run a program on N randomised cells and report the success rate."""
-    from robocell.evaluate import TrialResult, evaluate
+    """Run a program or skill on N randomised cells, in parallel, and report the success rate."""
+    from robocell.eval_cli import eval_command
 
-    def progress(t: TrialResult) -> None:
-        if not as_json:
-            mark = "[green]ok[/]" if t.success else "[red]FAIL[/]"
-            console.print(f"trial {t.trial:4d} seed {t.seed:10d} {mark} {t.wall_time:6.2f} s")
-
-    report = evaluate(cell, program, trials, seed, skills or [], progress)
-    if as_json:
-        print(json.dumps(report.to_json(), indent=2))
-        return
-    data = report.to_json()
-    console.print(
-        f"success {data['successes']}/{data['trials']} = {report.success_rate:.1%}; "
-        f"{data['mean_wall_time_s']:.2f} s wall and {data['mean_sim_time_s']:.1f} s simulated per trial"
+    code = eval_command(
+        target=target, cell=cell, trials=trials, workers=workers, engine=engine, address=address, seed=seed,
+        as_json=as_json, junit=junit, report=report, trial=trial, gui=gui, record=record, timeout=timeout,
+        randomize=randomize or [], backend=backend, min_success=min_success, animate=animate,
+        skills=skills or [], shard=shard, console=console, err_console=err_console,
     )
-    for t in report.failures:
-        console.print(f"  [red]failed[/] trial {t.trial} seed {t.seed}: {t.error}")
-        console.print(f"    replay: {report.replay_command(t)}")
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
@@ -200,7 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     except RobocellError as exc:
         if debug:
             traceback.print_exc()
-        err_console.print(f"[red]error[/] ({type(exc).__name__}): {exc}")
+        from rich.markup import escape
+
+        # escaped: messages quote values such as "[lo, hi]" that rich would read as markup
+        err_console.print(f"[red]error[/] ({type(exc).__name__}): {escape(str(exc))}")
         if not debug:
             err_console.print("[dim](run with --debug for the traceback)[/]")
         return 2

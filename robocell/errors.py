@@ -90,3 +90,7 @@ class PreviewFailed(SkillFailed):
 
 class ApprovalRequired(RobocellError):
     """Running on a remote arm needs a passed preview and an explicit approval (--yes or a confirmation)."""
+
+
+class EvaluationError(RobocellError):
+    """An evaluation run could not go on (workers fail to start, the Ray cluster is unreachable)."""

@@ -30,6 +30,21 @@ class TrialResult:
     error: str | None
     sim_time: float  # s simulated
     wall_time: float  # s
+    # added for evaluation at scale; defaults keep the six-field form working
+    step: str | None = None  # the step that failed, e.g. "2 place(target='bin')"
+    error_type: str | None = None  # exception class, or WorkerCrashed / TrialTimeout
+    is_error: bool = False  # crash, hang or unexpected exception: not a task failure
+    picture: str | None = None  # PNG (or GIF) of the failed trial's scene
+    conditions: dict[str, object] | None = None  # physics and link draws of randomisation
+
+    @property
+    def status(self) -> str:
+        """``ok``, ``failed`` (the task failed) or ``error`` (crash, hang, bug)."""
+        return "ok" if self.success else ("error" if self.is_error else "failed")
+
+    def outcome(self) -> tuple[int, int, bool, str | None]:
+        """What must not depend on engine or worker count: (trial, seed, success, error)."""
+        return (self.trial, self.seed, self.success, self.error)
 
 
 @dataclass

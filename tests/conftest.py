@@ -12,21 +12,8 @@ TABLETOP = ROOT / "examples" / "cells" / "tabletop.yaml"
 KUKA = ROOT / "examples" / "cells" / "kuka.yaml"
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--hardware-backend", default=None,
-        help="address of a real arm (tcp://host:port); enables tests marked 'hardware'",
-    )
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--hardware-backend"):
-        return
-    skip = pytest.mark.skip(reason="needs a real arm: pass --hardware-backend tcp://host:port")
-    for item in items:
-        # the marker, not item.keywords: keywords also hold folder names (tests/hardware/)
-        if item.get_closest_marker("hardware") is not None:
-            item.add_marker(skip)
+# --hardware-backend (alias of --robocell-backend) and the 'hardware' marker's skip
+# come from the robocell pytest plugin, robocell/pytest_plugin.py.
 
 
 @pytest.fixture
