@@ -30,6 +30,7 @@ from robocell.safety import SafetyEnvelope
 
 T = TypeVar("T")
 TICK_HISTORY = 20_000  # tick intervals kept for the jitter statistics
+STALL_GRACE = 0.005  # s after a late tick before the watchdog judges silence again
 
 
 @dataclass
@@ -85,6 +86,7 @@ class ControlLoop:
         self._stop_requests: collections.deque[str] = collections.deque()
         self._running = threading.Event()
         self._thread: threading.Thread | None = None
+        self._grace_until = 0.0
         self.failure: BaseException | None = None
         self._build_state(time.monotonic(), st)
 
@@ -179,6 +181,9 @@ class ControlLoop:
         s.intervals.append(interval)
         if interval > 2.0 * self.period:
             s.late_ticks += 1
+            # The whole server process stalled (host, GC): messages that arrived meanwhile are
+            # still unread, so silence cannot be judged until the command thread catches up.
+            self._grace_until = time.monotonic() + STALL_GRACE
 
     def _watch(self, now: float, st: DriverState) -> None:
         if st.faults and st.faults != self.hardware_faults:
@@ -193,6 +198,8 @@ class ControlLoop:
         if self.faults or not (ex.servoing or (ex.motion is not None and ex.motion.status is Status.RUNNING)):
             return
         silent = now - self.lease.last_heard
+        if self.lease.token is not None and now < self._grace_until:
+            return
         if self.lease.token is None or silent > self.watchdog:
             who = self.lease.key or "nobody"
             self.stats.watchdog.append(WatchdogEvent(silent, now, who))
