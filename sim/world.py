@@ -23,6 +23,7 @@ from robocell.errors import BackendError, ConfigError
 if TYPE_CHECKING:
     from robocell.cellfile import CellSpec, FixtureSpec, ObjectSpec
 
+REALTIME_SLIP = 0.05  # s behind the wall clock after which real-time pacing restarts from now
 TIMESTEP = 1.0 / 240.0  # PyBullet's tuned default; contacts get unstable above it
 
 
@@ -238,9 +239,14 @@ class SimWorld:
             for obs in self._observers:
                 obs(self)
             if self.realtime:
-                lag = self.time - (time.perf_counter() - self._wall_start)
+                now = time.perf_counter()
+                lag = self.time - (now - self._wall_start)
                 if lag > 0:
                     time.sleep(lag)
+                elif lag < -REALTIME_SLIP:
+                    # fell behind the clock (scene set-up, a slow host, a breakpoint): pace from
+                    # here on rather than racing faster than real time to catch up
+                    self._wall_start = now - self.time
 
     def wait(self, seconds: float) -> None:
         """Let simulated time pass (the arm holds its position)."""

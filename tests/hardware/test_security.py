@@ -107,3 +107,20 @@ def test_keys_are_never_overwritten(keys: Path) -> None:
 ])
 def test_loopback_detection(endpoint: str, expected: bool) -> None:
     assert is_loopback(endpoint) is expected
+
+
+def test_cli_runs_a_program_on_the_secured_remote_arm(secure: ServerProcess, keys: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from robocell.cli import main
+
+    from tests.conftest import ROOT
+
+    program = ROOT / "examples" / "programs" / "pick_place_red.yaml"
+    code = main(["run", str(program), "--cell", str(TABLETOP), "--backend", secure.endpoint, "--keys", str(keys)])
+    out = capsys.readouterr()
+    assert code == 0, out.out + out.err
+    assert "pick_and_place" in out.out and "done" in out.out
+    # a simulator-only option is refused with a clear message, not ignored
+    assert main(["run", str(program), "--cell", str(TABLETOP), "--backend", secure.endpoint,
+                 "--keys", str(keys), "--seed", "3"]) == 2
+    assert "randomises a simulated cell" in capsys.readouterr().err

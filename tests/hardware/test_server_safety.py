@@ -242,8 +242,11 @@ def test_servo_stream_is_applied_and_reported(ctl: RawClient) -> None:
 
 
 def test_protective_stop_latches_until_reset(ctl: RawClient) -> None:
-    assert ctl.call("stop")["ok"]
+    rep = ctl.call("stop")
+    assert rep["ok"]
     s = _state(ctl)
+    while s["seq"] <= rep["seq"]:  # read your writes: the stop acts at the next control tick
+        s = _state(ctl)
     assert s["mode"] == "stopped" and any("stop" in f for f in s["faults"])
     rep = ctl.call("move_joints", {"q": s["q_cmd"]})
     assert rep["code"] == "STOPPED" and "reset" in rep["msg"]
