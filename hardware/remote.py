@@ -124,11 +124,7 @@ class RemoteArm(Arm):
 
     def _started(self, r: dict[str, Any], wait: bool) -> MotionResult | RemoteMotion:
         handle = RemoteMotion(self, int(r["motion"]), float(r["duration"]), np.asarray(r["q_goal"], dtype=float))
-        if not wait:
-            return handle
-        result = handle.wait()
-        self.check_result(result)
-        return result
+        return self._await(handle, wait)  # type: ignore[return-value]
 
     def check_result(self, result: MotionResult) -> None:
         try:

@@ -183,7 +183,10 @@ class Arm(abc.ABC):
         self, traj: JointTrajectory, q_goal: np.ndarray, wait: bool
     ) -> MotionResult | MotionHandle:
         check_motion(self.kinematics, self.safety, self._base_m, traj)
-        handle = self._execute(traj, q_goal)
+        return self._await(self._execute(traj, q_goal), wait)
+
+    def _await(self, handle: MotionHandle, wait: bool) -> MotionResult | MotionHandle:
+        """Return the handle, or wait for it and apply the no-silent-undershoot rule."""
         if not wait:
             return handle
         result = handle.wait()
