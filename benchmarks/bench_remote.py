@@ -153,11 +153,13 @@ def bench_rtt(n: int, keys_dir: Path) -> list[str]:
 
 
 # ---------------------------------------------------------------- 2. servo at 1 kHz
-def bench_servo(seconds: float, pipelined: bool) -> list[str]:
+def bench_servo(seconds: float, pipelined: bool, synced: bool = False) -> list[str]:
+    """``synced``: the client sends each setpoint when the server's 1 kHz state arrives (the
+    receive-state, send-command loop of robot control interfaces) instead of on its own clock."""
     from robocell.hardware.client import Connection
     from robocell.hardware.drivers.sim import Pacer
 
-    srv, ep = serve()
+    srv, ep = serve(*(["--state-rate", "1000"] if synced else []))
     try:
         conn = Connection(ep, timeout=5.0)
         conn.acquire()
@@ -169,7 +171,10 @@ def bench_servo(seconds: float, pipelined: bool) -> list[str]:
         pacer = Pacer(0.001)
         amp = 0.3
         for k in range(n):
-            pacer.wait()
+            if synced:
+                conn.next_state()
+            else:
+                pacer.wait()
             target = q.copy()
             target[0] += amp * (1 - np.cos(2 * np.pi * 0.5 * k / 1000)) / 2  # smooth 0.5 Hz sway, < 0.5 rad/s
             t = time.perf_counter()
@@ -190,7 +195,7 @@ def bench_servo(seconds: float, pipelined: bool) -> list[str]:
     jitter = np.abs(period - 0.001)
     share = sv["applied_next_tick"] / max(1, sv["received"])
     rows = [
-        f"| servo stream ({'pipelined' if pipelined else 'request/reply'}), {n} setpoints at 1 kHz | applied at the next tick: **{100 * share:.2f} %** "
+        f"| servo stream ({'state-synchronised, ' if synced else ''}{'pipelined' if pipelined else 'request/reply'}), {n} setpoints at 1 kHz | applied at the next tick: **{100 * share:.2f} %** "
         f"({sv['applied_next_tick']}/{sv['received']}; late {sv['applied_late']}, superseded {sv['superseded']}) | "
         f"period p50 {np.median(period) * 1e3:.3f} ms, p99 {pct(period, 99) * 1e3:.3f} ms; "
         f"jitter p50 {np.median(jitter) * 1e6:.0f} µs, p99 {pct(jitter, 99) * 1e6:.0f} µs | "
@@ -279,6 +284,7 @@ def main() -> None:
         bench_rtt(500 if a.quick else 3000, Path(d))
     for pipelined in (False, True):
         bench_servo(2.0 if a.quick else 10.0, pipelined)
+    bench_servo(2.0 if a.quick else 10.0, True, synced=True)
     bench_watchdog(5 if a.quick else 50)
     print(f"load average after: {os.getloadavg()}")
 
