@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from robocell.errors import ConfigError, EvaluationError
+from robocell.errors import EvaluationError
 from robocell.evaluate import TrialResult
-from robocell.trial import TrialJob
+from robocell.trial import TrialJob, check_engine_options
 
 #: modules the fork server imports once, so each worker starts with them loaded
 PRELOAD = ["robocell.engine_preload"]
@@ -57,10 +57,7 @@ class LocalEngine:
     """Runs trial jobs on ``workers`` processes with a per-trial ``timeout`` (s)."""
 
     def __init__(self, workers: int, timeout: float) -> None:
-        if workers < 1:
-            raise ConfigError(f"--workers {workers}: must be at least 1")
-        if not timeout > 0:
-            raise ConfigError(f"--timeout {timeout}: must be > 0 s")
+        check_engine_options(workers, timeout)
         self.workers = workers
         self.timeout = timeout
         self._ctx = _context()

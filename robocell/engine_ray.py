@@ -23,7 +23,7 @@ from typing import Any
 
 from robocell.errors import ConfigError, EvaluationError
 from robocell.evaluate import TrialResult
-from robocell.trial import TrialJob
+from robocell.trial import TrialJob, check_engine_options
 
 READY_TIMEOUT = 120.0  # s for a new worker to import robocell
 
@@ -67,10 +67,7 @@ class RayEngine:
     """Runs trial jobs as Ray tasks, ``workers`` at a time, with a per-trial ``timeout`` (s)."""
 
     def __init__(self, workers: int, timeout: float, address: str | None = None) -> None:
-        if workers < 1:
-            raise ConfigError(f"--workers {workers}: must be at least 1")
-        if not timeout > 0:
-            raise ConfigError(f"--timeout {timeout}: must be > 0 s")
+        check_engine_options(workers, timeout)
         self.workers = workers
         self.timeout = timeout
         self.address = address

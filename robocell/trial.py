@@ -122,6 +122,14 @@ class TrialJob:
                        record=os.path.abspath(self.record) if self.record else None)
 
 
+def check_engine_options(workers: int, timeout: float) -> None:
+    """The options every evaluation engine takes: at least one worker, a positive per-trial timeout."""
+    if workers < 1:
+        raise ConfigError(f"--workers {workers}: must be at least 1")
+    if not timeout > 0:
+        raise ConfigError(f"--timeout {timeout}: must be > 0 s")
+
+
 def check_job(job: TrialJob) -> None:
     """Fail fast, once, in the caller: a typo must not fail N trials one by one."""
     from robocell.cellfile import load_cell_spec
