@@ -153,13 +153,7 @@ class Connection:
             self._connect()
         assert self._dealer is not None
         limit = self.timeout if deadline is None else deadline
-        rid = next(self._ids)
-        msg: dict[str, Any] = {"v": VERSION, "op": op, "id": rid, "deadline": limit}
-        if self.lease is not None:
-            msg["lease"] = self.lease
-        if args:
-            msg["args"] = args
-        data = pack(msg)
+        rid, data = self._envelope(op, args, limit)
         if self.latency:
             time.sleep(self.latency)  # injected latency (evaluation of remote robustness)
         t_end = time.monotonic() + limit
@@ -192,6 +186,16 @@ class Connection:
             result = rep.get("result", {})
             return result if isinstance(result, dict) else {}
 
+    def _envelope(self, op: str, args: dict[str, Any] | None, deadline: float) -> tuple[int, bytes]:
+        """A packed request with a fresh id (and this client's lease token, if it holds one)."""
+        rid = next(self._ids)
+        msg: dict[str, Any] = {"v": VERSION, "op": op, "id": rid, "deadline": deadline}
+        if self.lease is not None:
+            msg["lease"] = self.lease
+        if args:
+            msg["args"] = args
+        return rid, pack(msg)
+
     def send_nowait(self, op: str, args: dict[str, Any] | None = None, *, deadline: float | None = None) -> None:
         """Send a command without waiting for its reply (for streams such as servo).
 
@@ -205,15 +209,9 @@ class Connection:
         assert self._dealer is not None
         while len(self._in_flight) >= MAX_IN_FLIGHT:
             self._read_replies(block=True)
-        rid = next(self._ids)
-        msg: dict[str, Any] = {"v": VERSION, "op": op, "id": rid,
-                               "deadline": self.timeout if deadline is None else deadline}
-        if self.lease is not None:
-            msg["lease"] = self.lease
-        if args:
-            msg["args"] = args
+        rid, data = self._envelope(op, args, self.timeout if deadline is None else deadline)
         try:
-            self._dealer.send(pack(msg), zmq.NOBLOCK)
+            self._dealer.send(data, zmq.NOBLOCK)
         except zmq.Again:
             self._lost(op, self.timeout, "could not reach the server")
         self._in_flight[rid] = (op, time.monotonic())

@@ -241,8 +241,9 @@ class RemoteBackend:
         self.conn = Connection(address, keys=load_client_keys(keys) if keys else None, timeout=timeout,
                                latency=latency, state_drop=state_drop, seed=seed)
         try:
-            arm = self._check_arm(spec, self.conn.info)
-            self.arms: dict[str, Arm] = {arm: RemoteArm(self.conn, arm, spec)}
+            remote_arm = self._check_arm(spec, self.conn)
+            arm = remote_arm.name
+            self.arms: dict[str, Arm] = {arm: remote_arm}
             g = self.conn.info.get("gripper")
             self.grippers: dict[str, Gripper] = (
                 {arm: RemoteGripper(self.conn, arm, float(g["max_width"]))} if g else {})
@@ -253,22 +254,24 @@ class RemoteBackend:
             raise
 
     @staticmethod
-    def _check_arm(spec: CellSpec, info: dict[str, Any]) -> str:
-        a = info["arm"]
+    def _check_arm(spec: CellSpec, conn: Connection) -> RemoteArm:
+        """The RemoteArm for the server's arm, once its description matches this cell file."""
+        a = conn.info["arm"]
         mine = next((x for x in spec.arms if x.name == a["name"]), None)
         if mine is None:
             raise BackendError(f"the server drives arm '{a['name']}', which this cell file does not have "
                                f"(its arms: {', '.join(x.name for x in spec.arms)}); use the server's cell file")
-        _, kin, safety = arm_parts(mine)
-        if list(kin.joint_names) != list(a["joint_names"]):
+        arm = RemoteArm(conn, a["name"], spec)
+        if list(arm.joint_names) != list(a["joint_names"]):
             raise BackendError(f"arm '{a['name']}': the server's joints {a['joint_names']} differ from the "
-                               f"cell file's {list(kin.joint_names)}; use the server's cell file")
-        for what, local, remote in (("lower limits", safety.lower, a["lower"]), ("upper limits", safety.upper, a["upper"]),
-                                    ("base pose", np.asarray(mine.base.se3().A).reshape(-1), a["base"])):
+                               f"cell file's {list(arm.joint_names)}; use the server's cell file")
+        for what, local, remote in (("lower limits", arm.safety.lower, a["lower"]),
+                                    ("upper limits", arm.safety.upper, a["upper"]),
+                                    ("base pose", np.asarray(arm.base.A).reshape(-1), a["base"])):
             if not np.allclose(local, np.asarray(remote, dtype=float), atol=1e-6):
                 raise BackendError(f"arm '{a['name']}': the server's {what} differ from this cell file's; "
                                    "client and server must load the same cell file")
-        return str(a["name"])
+        return arm
 
     def object_pose(self, name: str) -> SE3:
         objects = self.conn.request("world")["objects"]
