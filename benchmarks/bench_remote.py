@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -26,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from robocell.hardware.spawn import ServerProcess, wait_ready
+
 ROOT = Path(__file__).resolve().parents[1]
 CELL = ROOT / "examples" / "cells" / "tabletop.yaml"
-READY = re.compile(r"on (tcp://\S+) state (tcp://\S+)")
 
 ECHO = textwrap.dedent("""
     import sys, zmq
@@ -51,34 +51,13 @@ ECHO = textwrap.dedent("""
 """)
 
 
-def start(cmd: list[str], timeout: float = 90.0) -> tuple[subprocess.Popen[str], str]:
+def start(cmd: list[str]) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
-    assert proc.stdout is not None
-    t_end = time.monotonic() + timeout
-    lines = []
-    while time.monotonic() < t_end:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        m = READY.search(line)
-        if m:
-            return proc, m.group(1)
-    proc.kill()
-    raise RuntimeError("process did not start:\n" + "".join(lines))
+    return proc, wait_ready(proc, timeout=90.0)[0]
 
 
-def serve(*extra: str) -> tuple[subprocess.Popen[str], str]:
-    return start([sys.executable, "-m", "robocell", "serve", "--cell", str(CELL), "--bind", "tcp://127.0.0.1:0",
-                  *extra])
-
-
-def stop(proc: subprocess.Popen[str]) -> None:
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+def serve(*extra: str) -> ServerProcess:
+    return ServerProcess(CELL, *extra, cwd=ROOT).start(timeout=90.0)
 
 
 def pct(x: list[float] | np.ndarray, p: float) -> float:
@@ -130,7 +109,8 @@ def bench_rtt(n: int, keys_dir: Path) -> list[str]:
     for curve in (False, True):
         keys = load_client_keys(keys_dir) if curve else None
         extra = ["--keys", str(keys_dir)] if curve else []
-        srv, ep = serve(*extra)
+        srv = serve(*extra)
+        ep = srv.endpoint
         try:
             rc, req_size, rep_size = robocell_rtt(ep, 300, keys)  # warm-up and sizes
             echo, eep = start([sys.executable, "-c", ECHO, str(rep_size), str(keys_dir) if curve else "-"])
@@ -143,7 +123,7 @@ def bench_rtt(n: int, keys_dir: Path) -> list[str]:
             finally:
                 echo.kill()
         finally:
-            stop(srv)
+            srv.stop()
         name = "CURVE" if curve else "no encryption"
         rows.append(f"| state round trip, {name} | {np.median(rob) * 1e6:.0f} | {pct(rob, 99) * 1e6:.0f} | "
                     f"{np.median(raw) * 1e6:.0f} | {pct(raw, 99) * 1e6:.0f} | "
@@ -159,7 +139,8 @@ def bench_servo(seconds: float, pipelined: bool, synced: bool = False) -> list[s
     from robocell.hardware.client import Connection
     from robocell.hardware.drivers.sim import Pacer
 
-    srv, ep = serve(*(["--state-rate", "1000"] if synced else []))
+    srv = serve(*(["--state-rate", "1000"] if synced else []))
+    ep = srv.endpoint
     try:
         conn = Connection(ep, timeout=5.0)
         conn.acquire()
@@ -189,7 +170,7 @@ def bench_servo(seconds: float, pipelined: bool, synced: bool = False) -> list[s
         s = conn.request("stats")
         conn.close()
     finally:
-        stop(srv)
+        srv.stop()
     sv = {k: s["servo"][k] - stats0[k] for k in stats0}
     period = np.diff(sends)
     jitter = np.abs(period - 0.001)
@@ -224,7 +205,8 @@ VICTIM = textwrap.dedent("""
 def bench_watchdog(trials: int) -> list[str]:
     from robocell.hardware.client import Connection
 
-    srv, ep = serve("--lease-timeout", "0.2")
+    srv = serve("--lease-timeout", "0.2")
+    ep = srv.endpoint
     silent: list[float] = []
     kill_to_stop: list[float] = []
     try:
@@ -258,7 +240,7 @@ def bench_watchdog(trials: int) -> list[str]:
             obs.release()
         obs.close()
     finally:
-        stop(srv)
+        srv.stop()
     s = np.asarray(silent)
     within = int(np.sum(s <= 0.060))
     row = (f"| watchdog, {trials} SIGKILLs mid-motion (deadline 50 ms) | last message → stop command: "

@@ -12,9 +12,6 @@ ended up. On a real cell the server runs next to the arm and you only run
 
 from __future__ import annotations
 
-import re
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,29 +20,16 @@ CELL = HERE / "cells" / "tabletop.yaml"
 PROGRAM = HERE / "programs" / "pick_place_red.yaml"
 
 
-def start_server(cell: Path) -> tuple[subprocess.Popen[str], str]:
-    """`robocell serve` in another process; returns it and its command endpoint."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "robocell", "serve", "--cell", str(cell), "--bind", "tcp://127.0.0.1:0"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:  # the server prints one line once it listens
-        match = re.search(r"on (tcp://\S+) state", line)
-        if match:
-            return proc, match.group(1)
-    proc.wait()
-    raise RuntimeError(f"robocell serve exited with code {proc.returncode}")
-
-
 def main(program: Path = PROGRAM) -> int:
     from robocell import Cell
+    from robocell.hardware.spawn import ServerProcess
     from robocell.runner import load_registry, run_file
 
-    server, endpoint = start_server(CELL)
+    server = ServerProcess(CELL).start()  # `robocell serve` in another process, random loopback port
     try:
-        print(f"arm server: {endpoint} (pid {server.pid})")
-        with Cell.load(CELL, endpoint) as cell:
+        assert server.proc is not None
+        print(f"arm server: {server.endpoint} (pid {server.proc.pid})")
+        with Cell.load(CELL, server.endpoint) as cell:
             report = run_file(cell, program, load_registry(),
                               on_step=lambda i, step, status: print(f"step {i}: {step.text()} {status}"))
             bin_ = cell.spec.fixture("bin")
@@ -53,8 +37,7 @@ def main(program: Path = PROGRAM) -> int:
             print(f"done: {report.steps} step(s) in {report.wall_time:.1f} s over ZeroMQ; in the bin: {inside}")
             return 0 if "red_block" in inside else 1
     finally:
-        server.send_signal(signal.SIGINT)  # a clean stop: the driver holds the arm, the audit log closes
-        server.wait(timeout=30)
+        server.stop()
 
 
 if __name__ == "__main__":

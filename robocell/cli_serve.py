@@ -54,6 +54,7 @@ def serve(
     from robocell.hardware.driver import create_driver
     from robocell.hardware.security import check_bind, load_server_keys
     from robocell.hardware.server import ArmServer
+    from robocell.hardware.spawn import ready_line
 
     spec = load_cell_spec(cell)
     name = arm or (spec.arms[0].name if len(spec.arms) == 1 else None)
@@ -79,8 +80,7 @@ def serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
     with server:
-        print(f"robocell serve: arm '{name}' ({driver} driver) on {server.endpoint} "
-              f"state {server.state_endpoint} {'CURVE' if server_keys else 'no encryption'}", flush=True)
+        print(ready_line(name, driver, server.endpoint, server.state_endpoint, server_keys is not None), flush=True)
         while not done.wait(0.2) and server.control.failure is None:
             continue
     if server.control.failure is not None:

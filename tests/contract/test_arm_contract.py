@@ -18,7 +18,7 @@ from robocell.errors import ConfigError, MotionCancelled, SafetyViolation, Unrea
 from robocell.trajectory import timed_trajectory
 
 from tests.conftest import KUKA, TABLETOP
-from tests.hardware.serverproc import ServerProcess
+from robocell.hardware.spawn import ServerProcess
 
 
 def _sim(request: pytest.FixtureRequest, path: object) -> Cell:

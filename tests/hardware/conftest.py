@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import TABLETOP
 from tests.hardware.rawclient import RawClient
-from tests.hardware.serverproc import ServerProcess
+from robocell.hardware.spawn import ServerProcess
 
 
 @pytest.fixture(scope="module")

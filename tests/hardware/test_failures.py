@@ -18,7 +18,7 @@ from robocell.errors import ConnectionLost
 from robocell.hardware.client import Connection
 
 from tests.conftest import ROOT, TABLETOP
-from tests.hardware.serverproc import ServerProcess
+from robocell.hardware.spawn import ServerProcess
 
 WATCHDOG = 0.05
 

@@ -8,14 +8,13 @@ from typing import Any
 
 import msgpack
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from robocell.hardware.protocol import MAX_ARRAY, MAX_MAP, MAX_MESSAGE, MAX_STR, WireError, parse_request, unpack
 
 from tests.hardware.rawclient import RawClient
-from tests.hardware.serverproc import ServerProcess
+from robocell.hardware.spawn import ServerProcess
 
 N_MESSAGES = 100_000
 WINDOW = 500  # messages in flight before their replies are read

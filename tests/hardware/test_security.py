@@ -15,7 +15,7 @@ from robocell.hardware.client import Connection
 from robocell.hardware.security import generate, is_loopback, load_client_keys
 
 from tests.conftest import TABLETOP
-from tests.hardware.serverproc import ServerProcess
+from robocell.hardware.spawn import ServerProcess
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from robocell.kinematics_setup import arm_parts
 
 from tests.conftest import TABLETOP
 from tests.hardware.rawclient import RawClient
-from tests.hardware.serverproc import ServerProcess
+from robocell.hardware.spawn import ServerProcess
 
 
 @pytest.fixture(scope="module")

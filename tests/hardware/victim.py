@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 import threading
 
-import numpy as np
 
 from robocell.cell import Cell
 
