@@ -94,3 +94,7 @@ class ApprovalRequired(RobocellError):
 
 class EvaluationError(RobocellError):
     """An evaluation run could not go on (workers fail to start, the Ray cluster is unreachable)."""
+
+
+class DemoError(RobocellError):
+    """A demonstration file is empty, corrupt, or does not fit the cell, the arm or the task being learned."""
