@@ -141,7 +141,7 @@ class Demonstration:
         if a not in names:
             raise DemoError(f"{where} was recorded with arm '{p.arm}', which cell '{spec.name}' does not have "
                             f"(its arms: {', '.join(names)})")
-        model = spec.arm(a).model
+        model = arm_model_name(spec, a)
         if p.arm_model != model:
             raise DemoError(f"{where} was recorded on a {p.arm_model} arm; arm '{a}' of cell "
                             f"'{spec.name}' is a {model}; record it on this arm")
@@ -240,6 +240,12 @@ class Demonstration:
                    events=events or detect_events(t - t[0], width))
 
 
+def arm_model_name(spec: CellSpec, arm: str) -> str:
+    """The arm's model name for provenance: the built-in model, or the URDF a custom arm is built from."""
+    a = spec.arm(arm)
+    return a.model if a.model is not None else f"urdf:{Path(str(a.urdf)).name}"
+
+
 def detect_events(t: np.ndarray, width: np.ndarray, threshold: float = EVENT_THRESHOLD,
                   tol: float = PLATEAU_TOLERANCE) -> tuple[GripperEvent, ...]:
     """Gripper close/open events from the width signal alone, as any gripper reports it.
@@ -317,4 +323,4 @@ def file_sha256(path: str | Path) -> str:
         return ""
 
 
-__all__ = ["Demonstration", "GripperEvent", "Provenance", "detect_events", "file_sha256", "iso_now"]
+__all__ = ["Demonstration", "arm_model_name", "GripperEvent", "Provenance", "detect_events", "file_sha256", "iso_now"]

@@ -178,7 +178,7 @@ class SkillRegistry:
         return n
 
     def add_folder(self, folder: str | Path) -> int:
-        """Import every ``*.py`` in a project folder and register its skills."""
+        """Register the skills of a project folder: every ``*.py`` module and every learned ``*.skill.json``."""
         folder = Path(folder)
         if not folder.is_dir():
             raise SkillError(f"skills folder '{folder}' does not exist or is not a folder")
@@ -187,6 +187,13 @@ class SkillRegistry:
             if path.name.startswith("_"):
                 continue
             n += self.add_module(load_module_from_path(path, prefix="robocell_user_skills"))
+        learned = sorted(folder.glob("*.skill.json"))
+        if learned:
+            from robocell.skills.learning import LearnedSkill, skill_spec
+
+            for path in learned:
+                self.add(skill_spec(LearnedSkill.load(path)))
+                n += 1
         return n
 
     def get(self, name: str) -> SkillSpec:
