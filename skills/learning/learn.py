@@ -67,7 +67,7 @@ def learn(demos: list[Demonstration], spec: CellSpec, *, name: str, description:
             pqs = [s.pq for s in segs if s is not None]
             prim = Primitive.fit_dmp(ts[0], pqs[0]) if method == "dmp" else Primitive.fit_promp(ts, pqs)
             motions.append(MotionModel(seg_name, segs[0].frame if segs[0] else "target", prim,
-                                       mean_pose([p[-1] for p in pqs])))
+                                       mean_pose([s.goal for s in segs if s is not None])))
         rms_each, max_err = _fit_error(tasks, motions)
         elapsed = time.perf_counter() - t0
     first = tasks[0]

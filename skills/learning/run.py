@@ -9,14 +9,16 @@ through the same safety envelope as every other motion, on any backend.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 import numpy as np
 from spatialmath import SE3
 
 from robocell.demonstration import arm_model_name
 from robocell.errors import KinematicsError, MotionError, SafetyViolation, SkillError, SkillFailed
 from robocell.skills.learning.model import LearnedSkill, MotionModel
-from robocell.skills.learning.segment import pq_of, se3_of, target_kind
+from robocell.skills.learning.segment import path_frame, pq_of, se3_of, target_kind
 from robocell.skills.context import SkillContext
+from robocell.cellfile import ObjectSpec
 from robocell.skills.registry import ObjectName, SkillSpec, TargetName, _spec_from_function
 
 MAX_JOINT_STEP = 0.25  # rad between 10 ms waypoints: more means IK switched branch
@@ -62,7 +64,9 @@ def run(ctx: SkillContext, skill: LearnedSkill, object: str, target: str) -> Non
     ctx.gripper.open()
 
     approach = _motion(skill, "approach")
-    F_obj, grasp_flip = _choose_grasp(ctx, skill, object, T_obj)
+    arm = ctx.arm
+    F_obj, grasp_flip, flip = choose_grasp(skill, spec.object(object), T_obj, T_tgt, ik=_ik(ctx),
+                                           q_now=arm.state().q, lower=arm.safety.lower, upper=arm.safety.upper)
     _follow(ctx, approach, F_obj, skill.grasp, grasp_flip, f"approaching '{object}'")
     ctx.gripper.close()
     if not ctx.gripper.grasped():
@@ -72,7 +76,6 @@ def run(ctx: SkillContext, skill: LearnedSkill, object: str, target: str) -> Non
                           f"{ctx.gripper.width() * 1000:.1f} mm); the object may have moved or its pose is wrong")
     ctx.holding = object
 
-    flip = _release_flip(ctx, skill, T_tgt)
     _follow(ctx, _motion(skill, "transport"), T_tgt, skill.release, flip, f"carrying '{object}' to '{target}'")
     ctx.gripper.open()
     ctx.holding = None
@@ -96,50 +99,86 @@ def _angle(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.arccos(np.clip((np.trace(a.T @ b) - 1) / 2, -1.0, 1.0)))
 
 
-def _choose_grasp(ctx: SkillContext, skill: LearnedSkill, obj: str, T_obj: SE3) -> tuple[SE3, int]:
-    """Of the grasps the object's symmetry allows, the one turned least from the demonstrated grasp.
+IkFn = Callable[[SE3, np.ndarray], "np.ndarray | None"]
 
-    A square block looks the same every quarter turn, any other block every half
-    turn; a parallel gripper is the same after a half turn about its axis.
-    Picking the nearest keeps the wrist where the demonstration had it.
+
+def choose_grasp(skill: LearnedSkill, o: ObjectSpec, T_obj: SE3, T_tgt: SE3, *,
+                 ik: IkFn | None = None, q_now: np.ndarray | None = None,
+                 lower: np.ndarray | None = None, upper: np.ndarray | None = None) -> tuple[SE3, int, int]:
+    """Which of the equivalent grasps and releases to use: (object frame, grasp flip, release flip).
+
+    A square block looks the same every quarter turn, any other block every half turn;
+    a parallel gripper is the same after a half turn about its axis.  With an arm (``ik``)
+    the combination whose grasp and release configurations stay furthest from the joint
+    limits wins (a wrist that starts the carry at its limit cannot turn any further);
+    without one, the grasp turned least from the demonstrated one.
     """
-    o = ctx.cell.spec.object(obj)
     square = o.shape == "cylinder" or (o.shape == "box" and abs(o.size[0] - o.size[1]) < 1e-3)
     step = math.pi / 2 if square else math.pi
     ref = se3_of(skill.demo_grasp_world).R
-    best: tuple[float, SE3, int] | None = None
+    best: tuple[float, SE3, int, int] | None = None
     for k in range(int(round(2 * math.pi / step))):
         F = T_obj * SE3.Rz(k * step)
-        for flip in (0, 1):
-            g = se3_of(skill.grasp) * SE3.Rz(math.pi * flip)
-            err = _angle((F * g).R, ref)
-            if best is None or err < best[0] - 1e-9:
-                best = (err, F, flip)
-    assert best is not None
-    return best[1], best[2]
+        for gflip in (0, 1):
+            G = F * se3_of(skill.grasp) * SE3.Rz(math.pi * gflip)
+            turn = _angle(G.R, ref) / math.pi
+            for rflip in (0, 1):
+                Rl = T_tgt * se3_of(skill.release) * SE3.Rz(math.pi * rflip)
+                if ik is None or q_now is None or lower is None or upper is None:
+                    score = -turn - _angle(Rl.R, G.R) / math.pi
+                else:
+                    q_g = ik(G, q_now)
+                    q_r = ik(Rl, q_g) if q_g is not None else None
+                    if q_g is None or q_r is None:
+                        continue
+                    score = min(_margin(q_g, lower, upper), _margin(q_r, lower, upper)) - 0.05 * turn
+                if best is None or score > best[0] + 1e-9:
+                    best = (score, F, gflip, rflip)
+    if best is None:
+        raise SkillFailed(f"{skill.name}: no grasp of the object at {np.round(T_obj.t, 3).tolist()} m and release "
+                          f"at {np.round(T_tgt.t, 3).tolist()} m is reachable within the joint limits")
+    return best[1], best[2], best[3]
 
 
-def _release_flip(ctx: SkillContext, skill: LearnedSkill, T_tgt: SE3) -> int:
-    """Release as demonstrated, or turned half about the gripper axis, whichever turns the wrist less now."""
-    now = ctx.arm.state().tcp.R
-    errs = [_angle((T_tgt * se3_of(skill.release) * SE3.Rz(math.pi * f)).R, now) for f in (0, 1)]
-    return int(np.argmin(errs))
+def _margin(q: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
+    """Smallest distance to a joint limit, as a fraction of that joint's range."""
+    span = np.maximum(upper - lower, 1e-9)
+    return float(np.min(np.minimum(q - lower, upper - q) / span))
+
+
+def world_path(motion: MotionModel, F: SE3, goal: np.ndarray, flip: int, tcp_now: SE3) -> tuple[np.ndarray, list[SE3]]:
+    """Times (s) and world TCP poses of ``motion`` from ``tcp_now`` to ``goal`` (a pose in frame ``F``).
+
+    The primitive runs in the path frame from here to the goal (see segment.py).  ``flip`` turns
+    the whole path half about the TCP axis (a parallel gripper's symmetry): the primitive then
+    runs in the orientations it was shown, never through a 180 degree blend.
+    """
+    Z = np.asarray(SE3.Rz(math.pi * flip).A)
+    goal_world = np.asarray(F.A) @ se3_of(goal).A
+    P = path_frame(tcp_now.t, goal_world[:3, 3], F)
+    Pm, Pinv = np.asarray(P.A), np.asarray(P.inv().A)
+    start = pq_of(Pinv @ np.asarray(tcp_now.A) @ np.linalg.inv(Z))
+    t, y = motion.primitive.rollout(start, pq_of(Pinv @ goal_world))
+    return t, [SE3(Pm @ se3_of(p).A @ Z, check=False) for p in y]
+
+
+def _ik(ctx: SkillContext) -> IkFn:
+    def solve(pose: SE3, seed: np.ndarray) -> np.ndarray | None:
+        try:
+            return ctx.arm.ik(pose, seed)
+        except (KinematicsError, SafetyViolation):
+            return None
+
+    return solve
 
 
 def _follow(ctx: SkillContext, motion: MotionModel, F: SE3, goal: np.ndarray, flip: int, doing: str) -> None:
-    """Roll ``motion`` out in frame ``F`` from where the TCP is to ``goal``, IK every waypoint, follow it.
-
-    ``flip`` turns the whole path half about the TCP axis (a parallel gripper's symmetry): the
-    primitive then runs in the orientations it was shown, never through a 180 degree blend.
-    """
+    """Roll ``motion`` out from where the TCP is, IK every waypoint, and follow it."""
     arm = ctx.arm
-    Z = np.asarray(SE3.Rz(math.pi * flip).A)
-    start = pq_of(np.asarray(F.inv().A) @ np.asarray(arm.state().tcp.A) @ np.linalg.inv(Z))
-    t, y = motion.primitive.rollout(start, goal)
-    Fm = np.asarray(F.A)
-    poses = [SE3(Fm @ se3_of(p).A @ Z, check=False) for p in y]
+    state = arm.state()
+    t, poses = world_path(motion, F, goal, flip, state.tcp)
     q = np.empty((len(poses), len(arm.joint_names)))
-    q[0] = arm.state().q
+    q[0] = state.q
     for k in range(1, len(poses)):
         try:
             q[k] = arm.ik(poses[k], q[k - 1])
@@ -154,6 +193,25 @@ def _follow(ctx: SkillContext, motion: MotionModel, F: SE3, goal: np.ndarray, fl
                               "or a joint limit for this object and target pose")
     traj = retimed(ctx, t, q, np.array([p.t for p in poses]))
     _guard(lambda: arm.follow(traj), doing)
+
+
+def plan_world(skill: LearnedSkill, obj_spec: ObjectSpec, T_obj: SE3, T_tgt: SE3,
+               tcp_start: SE3) -> list[tuple[str, list[SE3]]]:
+    """Every segment's world TCP path for an object at ``T_obj`` and a target at ``T_tgt`` (no arm needed).
+
+    Each segment starts where the previous one ends; used for plots and dry runs.
+    """
+    F_obj, gflip, rflip = choose_grasp(skill, obj_spec, T_obj, T_tgt)
+    out = []
+    _, path = world_path(_motion(skill, "approach"), F_obj, skill.grasp, gflip, tcp_start)
+    out.append(("approach", path))
+    _, path = world_path(_motion(skill, "transport"), T_tgt, skill.release, rflip, path[-1])
+    out.append(("transport", path))
+    retreat = skill.motion("retreat")
+    if retreat is not None:
+        _, path = world_path(retreat, T_tgt, retreat.goal, rflip, path[-1])
+        out.append(("retreat", path))
+    return out
 
 
 def retimed(ctx: SkillContext, t: np.ndarray, q: np.ndarray, tcp: np.ndarray):  # type: ignore[no-untyped-def]

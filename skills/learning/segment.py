@@ -1,10 +1,17 @@
 """Cut a pick-and-place demonstration at its gripper events and express each part where it acts.
 
-approach  (start -> gripper closes)    in the frame of the picked object
-grasp     (gripper closes)              the grasp pose relative to the object
-transport (after the grasp -> opens)    in the frame of the target
-release   (gripper opens)               the release pose relative to the target
-retreat   (after the release -> end)    in the frame of the target
+approach  (start -> gripper closes)    ends at the grasp, relative to the picked object
+grasp     (gripper closes)
+transport (after the grasp -> opens)    ends at the release, relative to the target
+release   (gripper opens)
+retreat   (after the release -> end)    ends relative to the target
+
+Where a segment *ends* is stored relative to the object or target it acts on;
+its *shape* is stored in the segment's path frame: origin at the segment's
+start, z up, x pointing (horizontally) from start to end.  A DMP's forcing term
+is fixed in the frame it was learned in; in the path frame the shape turns with
+the task (object and target anywhere around the arm) while a lift over a wall
+keeps its height, because z stays vertical.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ if TYPE_CHECKING:
     from robocell.cellfile import CellSpec
 
 GRASP_REACH = 0.06  # m: the picked object's centre must be this close to the TCP when the gripper closes
+PATH_MIN_RUN = 0.05  # m: a segment moving less than this horizontally takes its heading from its anchor
 STILL_POSITION = 0.001  # m: samples closer than this to a segment's end point count as standing still
 STILL_ROTATION = 0.01  # rad
 MIN_SEGMENT_SAMPLES = 5
@@ -33,9 +41,10 @@ class Segment:
     """The TCP path of one part of the task, in the frame of what it acts on."""
 
     name: str  # approach | transport | retreat
-    frame: str  # object | target
+    frame: str  # object | target: what the segment's end is relative to
     t: np.ndarray  # (k,) s from 0
-    pq: np.ndarray  # (k, 7) position (m) + quaternion (w, x, y, z) in that frame
+    pq: np.ndarray  # (k, 7) position (m) + quaternion (w, x, y, z) in the segment's path frame
+    goal: np.ndarray  # (7,) pq of the segment's last pose in the object's or target's frame
     world: np.ndarray  # (k, 3) the same path's TCP positions in the world (for plots and errors)
 
 
@@ -127,12 +136,24 @@ def segment_demo(demo: Demonstration, spec: CellSpec, *, object: str | None = No
                 continue  # the demonstration ended at the release: nothing to retreat
             raise DemoError(f"{where}: the {name} lasts {hi - lo + 1} samples ({demo.t[hi] - demo.t[lo]:.2f} s); "
                             "show the whole motion, moving the arm before and after each gripper event")
-        Finv = np.asarray(F.inv().A)
-        local = np.einsum("ij,kjl->kil", Finv, tcp[lo:hi + 1])
-        pq = pq_array(local)
-        segs.append(Segment(name, frame, demo.t[lo:hi + 1] - demo.t[lo], pq, tcp[lo:hi + 1, :3, 3].copy()))
+        P = path_frame(tcp[lo][:3, 3], tcp[hi][:3, 3], F)
+        local = np.einsum("ij,kjl->kil", np.asarray(P.inv().A), tcp[lo:hi + 1])
+        goal = pq_of(np.asarray(F.inv().A) @ tcp[hi])
+        segs.append(Segment(name, frame, demo.t[lo:hi + 1] - demo.t[lo], pq_array(local), goal,
+                            tcp[lo:hi + 1, :3, 3].copy()))
     return TaskDemo(demo, obj, tgt, kind, T_obj, T_tgt, SE3(T_obj.inv().A @ tcp[ic], check=False),
                     SE3(T_tgt.inv().A @ tcp[io], check=False), tuple(segs))
+
+
+def path_frame(start: np.ndarray, end: np.ndarray, anchor: SE3) -> SE3:
+    """Origin at ``start``, z up, x along the horizontal run from start to end (or the anchor's x if short)."""
+    run = np.asarray(end[:2], dtype=float) - np.asarray(start[:2], dtype=float)
+    if float(np.linalg.norm(run)) >= PATH_MIN_RUN:
+        yaw = float(np.arctan2(run[1], run[0]))
+    else:
+        x = np.asarray(anchor.R)[:, 0]
+        yaw = float(np.arctan2(x[1], x[0]))
+    return SE3.Trans(np.asarray(start, dtype=float)) * SE3.Rz(yaw)
 
 
 def _moving_span(tcp: np.ndarray, lo: int, hi: int) -> tuple[int, int]:
