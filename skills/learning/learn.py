@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from robocell.cellfile import CellSpec
 
 METHODS = ("dmp", "promp")
+CHECK_DT = 0.01  # s: the reproduction check rolls out at the rate the skill runs at (coarser is visibly less exact)
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ def reproduce(task: TaskDemo, motion: MotionModel) -> tuple[np.ndarray, np.ndarr
     seg = task.segment(motion.name)
     if seg is None:
         return None
-    return motion.primitive.rollout(seg.pq[0], seg.pq[-1])
+    return motion.primitive.rollout(seg.pq[0], seg.pq[-1], dt=CHECK_DT)
 
 
 def _fit_error(tasks: list[TaskDemo], motions: list[MotionModel]) -> tuple[list[float], float]:

@@ -26,7 +26,7 @@ import numpy as np
 ROLLOUT_DT = 0.01  # s between rolled-out waypoints (100 Hz)
 DMP_WEIGHTS_PER_SECOND = 25  # basis functions per second of motion, per coordinate
 DMP_MIN_WEIGHTS, DMP_MAX_WEIGHTS = 15, 80
-FIT_RATE = 50.0  # Hz: demonstrations are resampled to this before fitting (human motion is far slower; the
+FIT_RATE = 30.0  # Hz: demonstrations are resampled to this before fitting (human motion is far slower; the
 # library's ridge regression is cubic in the sample count, and fewer samples amplify sensor noise less)
 PROMP_WEIGHTS = 30  # basis functions per coordinate (ProMPs work on the normalised phase)
 PROMP_PRIOR_SHIFT = 0.05  # m (and quaternion units): std dev of the whole-path shift the prior allows

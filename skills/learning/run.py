@@ -51,6 +51,10 @@ def run(ctx: SkillContext, skill: LearnedSkill, object: str, target: str) -> Non
         raise SkillError(f"{skill.name} was learned on a {skill.arm_model} arm; arm '{ctx.arm.name}' is a "
                          f"{model}: teach it again on this arm")
     kind = target_kind(spec, target)
+    if kind == "fixture" and skill.target_kind == "slot" and spec.fixture(target).slots is not None:
+        from robocell.skills.builtin import _free_slot
+
+        target, kind = _free_slot(ctx, target), "slot"  # "into the tray": the first free slot, as place does
     if kind != skill.target_kind:
         raise SkillFailed(f"{skill.name}: target '{target}' is a {kind}, but the skill was shown putting things "
                           f"into a {skill.target_kind} ({skill.target_example}); give a {skill.target_kind}")
