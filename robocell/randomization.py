@@ -1,4 +1,4 @@
-"""Randomisation beyond object poses: physics, sensor noise and remote-link faults.
+"""Randomisation beyond object poses: physics, sensor noise, remote-link faults, and fixture poses.
 
 Declared in the cell file's ``randomization`` section (and overridable on the
 command line with ``--randomize KEY=VALUE``)::
