@@ -118,9 +118,11 @@ class SimDriver:
     def read(self) -> DriverState:
         q, qd = self.arm.read_joints()
         # a collision is an event: reported in one reading, latched by the server until reset
-        hits = self.world.collisions[self._collisions_seen:]
-        self._collisions_seen += len(hits)
-        faults = tuple(f"collision: {what} touched keep-out fixture '{fx}'" for _, what, fx in hits)
+        faults: tuple[str, ...] = ()
+        if len(self.world.collisions) > self._collisions_seen:  # read at 1 kHz: nothing to build most ticks
+            hits = self.world.collisions[self._collisions_seen:]
+            self._collisions_seen += len(hits)
+            faults = tuple(f"collision: {what} touched keep-out fixture '{fx}'" for _, what, fx in hits)
         return DriverState(q=q, qd=qd, gripper_width=self.grip.width(), grasped=self.grip.grasped(),
                            faults=faults)
 
