@@ -166,7 +166,7 @@ class FixtureSpec(Coloured, Spec):
         bad: list[tuple[Loc, str]] = []
         if self.slots is not None and self.type != "tray":
             bad.append((("slots",), (f"{show(self.slots)} is not allowed: only a tray has slots; "
-                                    f"'{self.name}' is a {self.type}")))
+                                    f"'{self.name}' is {'an' if self.is_obstacle else 'a'} {self.type}")))
         if self.type == "obstacle" and "wall" in self.model_fields_set:
             bad.append((("wall",), (f"{show(self.wall)} is not allowed: an obstacle is a solid box and has no "
                                    "walls; remove 'wall' (an obstacle's size is [x, y, height], full extents in m)")))

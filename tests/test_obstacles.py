@@ -53,7 +53,7 @@ def test_obstacle_errors_name_field_value_and_what_to_do() -> None:
     text = _error({**OBSTACLE, "wall": 0.02})
     assert "fixtures[2].wall: 0.02 is not allowed: an obstacle is a solid box and has no walls; remove 'wall'" in text
     text = _error({**OBSTACLE, "slots": {"rows": 2, "cols": 1}})
-    assert "fixtures[2].slots: {rows: 2, cols: 1} is not allowed: only a tray has slots; 'post' is a obstacle" in text
+    assert "fixtures[2].slots: {rows: 2, cols: 1} is not allowed: only a tray has slots; 'post' is an obstacle" in text
     text = _error({**OBSTACLE, "size": [0.05, 0.05]})
     assert "fixtures[2].size: [0.05, 0.05] is not allowed: must be 3 numbers [x, y, height] in m" in text
     assert "obstacle: full extents" in text
