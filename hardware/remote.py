@@ -17,7 +17,7 @@ from numpy.typing import ArrayLike
 from spatialmath import SE3
 
 from robocell.arm import Arm, ArmState, Gripper, Mode, MotionResult
-from robocell.errors import BackendError, ConfigError, ConnectionLost, MotionCancelled, MotionError
+from robocell.errors import BackendError, ConfigError, ConnectionLost, MotionError
 from robocell.hardware.client import Connection
 from robocell.kinematics_setup import arm_parts
 from robocell.planning import check_follow_start, speed_factor
@@ -125,13 +125,6 @@ class RemoteArm(Arm):
     def _started(self, r: dict[str, Any], wait: bool) -> MotionResult | RemoteMotion:
         handle = RemoteMotion(self, int(r["motion"]), float(r["duration"]), np.asarray(r["q_goal"], dtype=float))
         return self._await(handle, wait)  # type: ignore[return-value]
-
-    def check_result(self, result: MotionResult) -> None:
-        try:
-            super().check_result(result)
-        except MotionCancelled as exc:
-            faults = self.conn.state()["faults"]
-            raise MotionCancelled(f"{exc}; the server reports: {'; '.join(faults) or 'no fault'}") from None
 
     def servo(self, q: ArrayLike, dt: float | None = None, *, wait: bool = True) -> None:
         """Stream one setpoint; ``dt`` is the stream's period (default: the server's servo period).

@@ -198,9 +198,12 @@ class Arm(abc.ABC):
         if not result.completed:
             from robocell.errors import MotionCancelled
 
+            # the faults say why (a collision, the watchdog, a requested stop): the first thing to fix
+            faults = self.state().faults
+            why = f"; the arm reports: {'; '.join(faults)}" if faults else ""
             raise MotionCancelled(
                 f"arm '{self.name}': the motion was stopped before it finished "
-                f"(ended {result.joint_error:.4f} rad from its goal)"
+                f"(ended {result.joint_error:.4f} rad from its goal){why}"
             )
         if not result.within(self.tolerance):
             tol = self.tolerance

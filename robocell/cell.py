@@ -32,10 +32,19 @@ class Cell:
 
     @classmethod
     def load(cls, path: str | Path, backend: str = "sim", **options: Any) -> Cell:
-        """Validate the cell file and start the backend (options: seed, gui, realtime, record, camera)."""
+        """Validate the cell file and start the backend (options: seed, gui, realtime, record, camera).
+
+        With a ``seed`` (simulation), fixtures with a ``randomize`` region are
+        moved for that seed, and this cell's ``spec`` holds their drawn poses:
+        the program sees where they really are, as on a surveyed cell.
+        """
         from robocell.cellfile import load_cell_spec
+        from robocell.randomization import place_fixtures
 
         spec = load_cell_spec(path)
+        seed = options.get("seed")
+        if seed is not None:
+            spec = place_fixtures(spec, int(seed))
         return cls(spec, create_backend(spec, backend, **options), backend)
 
     # ---- devices ------------------------------------------------------------

@@ -121,28 +121,62 @@ class ObjectSpec(Coloured, Spec):
         return float(self.size[1] if self.shape == "cylinder" else self.size[2]) / 2
 
 
-class FixtureSpec(Coloured, Spec):
-    """A static open box: a ``bin`` or a shallow ``tray`` (optionally with slots).
+FIXTURE_TYPES = ("bin", "tray", "obstacle")
 
-    The fixture stands on its ``pose``: the pose is the centre of the underside
-    of its floor, and the inner floor is ``wall`` above it.
+
+def _flag(v: Any) -> bool:
+    # YAML's true/false only: "yes" or 1 for a safety switch is more likely a slip than intent
+    if not isinstance(v, bool):
+        raise problem(f"{show(v)} is not allowed: must be true or false")
+    return v
+
+
+class FixtureSpec(Coloured, Spec):
+    """A static fixture: an open ``bin``, a shallow ``tray`` (optionally with slots), or a solid ``obstacle``.
+
+    A fixture stands on its ``pose``: the pose is the centre of its underside.
+    A bin's or tray's inner floor is ``wall`` above it; an obstacle is one solid
+    box of ``size`` [x, y, height].  ``keep_out`` fixtures must not be touched by
+    anything (arm, gripper, objects): in simulation a touch latches a protective
+    stop.  ``randomize`` moves the fixture per seeded trial, and the program sees
+    the moved pose (see :func:`robocell.randomization.place_fixtures`).
     """
 
     name: Identifier
-    type: Annotated[Literal["bin", "tray"], BeforeValidator(choice("bin", "tray"))]
+    type: Annotated[Literal["bin", "tray", "obstacle"], BeforeValidator(choice(*FIXTURE_TYPES))]
     pose: PoseSpec
-    size: Annotated[Size3, BeforeValidator(Shape(3, "[inner_x, inner_y, wall_height] in m"))]
+    size: Annotated[Size3, BeforeValidator(Shape(3, "[x, y, height] in m (bin, tray: inner x, inner y, "
+                                                    "wall height; obstacle: full extents)"))]
     wall: Annotated[float, BeforeValidator(Num("m", gt=0, lt=0.2))] = 0.01
     color: Color = ColorSpec.of("grey")
     slots: SlotsSpec | None = None
+    keep_out: Annotated[bool, BeforeValidator(_flag)] = False  # default true for obstacles (see _defaults)
+    randomize: RegionSpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any) -> Any:
+        # an obstacle exists to be avoided: keep-out unless the file says otherwise
+        if isinstance(data, dict) and "keep_out" not in data and data.get("type") == "obstacle":
+            data = {**data, "keep_out": True}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> FixtureSpec:
+        bad: list[tuple[Loc, str]] = []
         if self.slots is not None and self.type != "tray":
-            raise problems([(("slots",), (f"{show(self.slots)} is not allowed: only a tray has slots; "
-                                         f"'{self.name}' is a {self.type}"))])
+            bad.append((("slots",), (f"{show(self.slots)} is not allowed: only a tray has slots; "
+                                    f"'{self.name}' is {'an' if self.is_obstacle else 'a'} {self.type}")))
+        if self.type == "obstacle" and "wall" in self.model_fields_set:
+            bad.append((("wall",), (f"{show(self.wall)} is not allowed: an obstacle is a solid box and has no "
+                                   "walls; remove 'wall' (an obstacle's size is [x, y, height], full extents in m)")))
+        if bad:
+            raise problems(bad)
         return self
 
+    @property
+    def is_obstacle(self) -> bool:
+        return self.type == "obstacle"
 
     def slot_poses(self) -> dict[str, SE3]:
         """World poses of the slot centres on the inner floor, ``<name>.slot1`` .. row-major.
@@ -163,7 +197,12 @@ class FixtureSpec(Coloured, Spec):
         return out
 
     def contains(self, point_world: Any, margin: float = 0.0) -> bool:
-        """Whether a world point lies in the fixture's inner volume (up to 5 cm above the walls)."""
+        """Whether a world point lies in the fixture's inner volume (up to 5 cm above the walls).
+
+        Always False for an obstacle: it is solid, nothing can be in it.
+        """
+        if self.is_obstacle:
+            return False
         p = np.asarray(point_world.t if isinstance(point_world, SE3) else point_world, dtype=float).reshape(3)
         local = (self.pose.se3().inv() * p.reshape(3, 1)).ravel()
         ix, iy, h = self.size
@@ -226,7 +265,11 @@ def _raw_cross_problems(data: dict[str, Any]) -> list[tuple[Loc, str]]:
 
 
 class CellSpec(Spec):
-    """A validated cell file."""
+    """A validated cell file.
+
+    Frozen: a per-trial variant (moved fixtures, scaled physics) is a copy made
+    with :meth:`replace`, which keeps the folder relative paths resolve against.
+    """
 
     version: Annotated[int, BeforeValidator(_version)]
     name: Text
@@ -257,6 +300,12 @@ class CellSpec(Spec):
         if bad:
             raise problems(bad)
         return self
+
+    def replace(self, **fields: Any) -> CellSpec:
+        """A copy with some top-level fields replaced (not re-validated; the values come from this spec)."""
+        out = self.model_copy(update=fields)
+        out._base_dir = self._base_dir
+        return out
 
     @property
     def base_dir(self) -> Path | None:

@@ -70,8 +70,16 @@ def _object(o: ObjectSpec) -> str:
 
 def _fixture(f: FixtureSpec) -> str:
     ix, iy, h = f.size
-    text = (f"  {f.name}: {f.type}, inside {_n(ix)} x {_n(iy)} m, walls {_n(h)} m high and {_n(f.wall)} m thick, "
-            f"{_color(f.color)}, {_pose(f.pose)}")
+    if f.is_obstacle:
+        text = f"  {f.name}: obstacle, solid {_n(ix)} x {_n(iy)} x {_n(h)} m box, {_color(f.color)}, {_pose(f.pose)}"
+    else:
+        text = (f"  {f.name}: {f.type}, inside {_n(ix)} x {_n(iy)} m, walls {_n(h)} m high and {_n(f.wall)} m thick, "
+                f"{_color(f.color)}, {_pose(f.pose)}")
+    if f.keep_out:
+        text += "; keep-out (nothing may touch it)"
+    r = f.randomize
+    if r is not None:
+        text += f"; moved per seed by x {_v(r.x)} m, y {_v(r.y)} m, yaw {_v(r.yaw)} rad"
     if f.slots is not None:
         names = list(f.slot_poses())
         text += f"; slots {f.slots.rows} x {f.slots.cols} (rows x cols): {', '.join(names)}"

@@ -1,4 +1,4 @@
-"""Randomisation beyond object poses: physics, sensor noise and remote-link faults.
+"""Randomisation beyond object poses: physics, sensor noise, remote-link faults, and fixture poses.
 
 Declared in the cell file's ``randomization`` section (and overridable on the
 command line with ``--randomize KEY=VALUE``)::
@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 
 #: salt that separates this random stream from the pose stream of the same seed
 _STREAM = 0x52414E44
+#: salt of the fixture-pose stream: adding a fixture's ``randomize`` changes no other draw of a seed
+_FIXTURE_STREAM = 0x46495854
 
 Scale = Annotated[float, BeforeValidator(Num("(scale factor)", gt=0, le=10))]
 ScaleRange = Annotated[tuple[Scale, Scale], BeforeValidator(Shape(2, "[lo, hi] scale factors (1 = as written)"))]
@@ -212,9 +214,35 @@ def physical_spec(cell: CellSpec, cond: TrialConditions) -> CellSpec:
         dz = updated.half_height - half_before
         xyz = (pose.xyz[0], pose.xyz[1], pose.xyz[2] + dz)
         objects.append(updated.model_copy(update={"pose": pose.model_copy(update={"xyz": xyz})}))
-    out = cell.model_copy(update={"objects": tuple(objects)})
-    out._base_dir = cell.base_dir
-    return out
+    return cell.replace(objects=tuple(objects))
+
+
+def place_fixtures(cell: CellSpec, seed: int) -> CellSpec:
+    """The cell with every fixture that has a ``randomize`` region moved for the trial with ``seed``.
+
+    Fixtures are static and surveyed: unlike objects, whose drawn poses only
+    physics knows, a fixture's drawn pose goes into the cell spec itself, so
+    physics builds it there AND the program reads it there (``spec.fixture()``,
+    slot poses, frames parented to the fixture).  The offset is applied as for
+    objects: x, y along the world axes, yaw about the fixture's own vertical
+    axis.  Drawn on its own stream (same seed, same poses, on any machine; the
+    object poses and physics draws of a seed do not change).  Objects that end
+    up overlapping a moved fixture are not moved: lay the cell out so the
+    regions cannot meet (``docs/cell-format.md``).
+    """
+    if not any(f.randomize is not None for f in cell.fixtures):
+        return cell
+    rng = np.random.default_rng(np.random.SeedSequence([seed, _FIXTURE_STREAM]))
+    fixtures = []
+    for fx in cell.fixtures:  # fixed order: the cell file's order of ``fixtures``
+        r = fx.randomize
+        if r is None:
+            fixtures.append(fx)
+            continue
+        dx, dy, dyaw = float(rng.uniform(*r.x)), float(rng.uniform(*r.y)), float(rng.uniform(*r.yaw))
+        pose = SE3.Trans(dx, dy, 0.0) * fx.pose.se3() * SE3.Rz(dyaw)
+        fixtures.append(fx.model_copy(update={"pose": type(fx.pose).from_se3(pose)}))
+    return cell.replace(fixtures=tuple(fixtures))
 
 
 def backend_options(address: str, cond: TrialConditions) -> dict[str, Any]:

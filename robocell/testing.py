@@ -110,6 +110,11 @@ def assert_in(cell: Cell, obj: str, fixture: str) -> None:
     p = cell.object_pose(obj).t
     name, _, _ = fixture.partition(".")
     fx = cell.spec.fixture(name)
+    if fx.is_obstacle:
+        from robocell.errors import ConfigError
+
+        raise ConfigError(f"assert_in: '{name}' is an obstacle (a solid box): nothing can be in it; "
+                          "name a bin, a tray or a tray slot")
     inside = fx.contains(p)
     if inside and fixture != name:
         inside = where_is(cell, obj) == f"in {fixture}"

@@ -185,9 +185,13 @@ def _load(job: TrialJob) -> tuple[Cell, dict[str, object] | None]:
     from robocell.backends import create_backend
     from robocell.cell import Cell
     from robocell.cellfile import load_cell_spec
-    from robocell.randomization import backend_options, draw, physical_spec, with_noise
+    from robocell.randomization import backend_options, draw, physical_spec, place_fixtures, with_noise
 
     spec = load_cell_spec(job.cell)
+    if job.backend == "sim":
+        # moved fixtures are surveyed: physics and the program both get the drawn poses
+        # (a real cell's fixtures stand where they stand: no draw on hardware)
+        spec = place_fixtures(spec, job.seed)
     rnd = job.randomization if job.randomization is not None else spec.randomization
     cond = draw(rnd, spec, job.seed)
     options: dict[str, Any] = {}
@@ -195,7 +199,7 @@ def _load(job: TrialJob) -> tuple[Cell, dict[str, object] | None]:
         options = {"seed": job.seed, "gui": job.gui, "realtime": job.gui, "record": job.record}
     options |= backend_options(job.backend, cond)
     backend = create_backend(physical_spec(spec, cond), job.backend, **options)
-    # the program sees the nominal cell file: physics differ from what it believes
+    # the program sees the nominal objects (sizes, masses): physics differ from what it believes
     cell = Cell(spec, with_noise(backend, cond), job.backend)
     return cell, (cond.summary() if rnd is not None else None)
 

@@ -166,16 +166,34 @@ class SimArm(Arm):
 
     def stop(self) -> None:
         """Decelerate within the acceleration limit, then hold; the stop latches."""
-        q, qd = self.read_joints()
-        running = self._motion if self._motion is not None and self._motion.result is None else None
-        decel = plan_stop(q, qd, self.safety.max_accel)
-        self._servo_target = None
-        self._stopping = SimMotion(self, decel, decel.q[-1])
-        if running is not None:
-            running._finish(q, completed=False)
-        self._motion = None
-        self._mode = Mode.STOPPED
-        self._faults = ["stop requested"]
+        self.protective_stop("stop requested")
+
+    def protective_stop(self, fault: str) -> None:
+        """Latch a protective stop for ``fault`` (a collision, a requested stop).
+
+        The running motion ends with ``completed=False`` (its blocking call raises
+        with the fault) and the arm decelerates within its acceleration limit, as
+        for :meth:`stop`.  An arm already stopped keeps decelerating and only
+        records the further fault: every reason shows until :meth:`reset`.
+        """
+        if self._mode is not Mode.STOPPED:
+            q, qd = self.read_joints()
+            running = self._motion if self._motion is not None and self._motion.result is None else None
+            decel = plan_stop(q, qd, self.safety.max_accel)
+            self._servo_target = None
+            self._stopping = SimMotion(self, decel, decel.q[-1])
+            self._faults = []
+            self._mode = Mode.STOPPED
+            if running is not None:
+                running._finish(q, completed=False)
+            self._motion = None
+        if fault not in self._faults:
+            self._faults.append(fault)
+
+    @property
+    def stopped(self) -> bool:
+        """True while a protective stop is latched (until :meth:`reset`)."""
+        return self._mode is Mode.STOPPED
 
     def reset(self) -> None:
         if self._stopping is not None and self._stopping.result is None:

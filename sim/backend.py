@@ -15,6 +15,7 @@ from robocell.kinematics_setup import arm_parts
 from robocell.sim.arm import SimArm
 from robocell.sim.camera import GifRecorder, render
 from robocell.sim.gripper import SimGripper
+from robocell.sim.keepout import KeepOutMonitor
 from robocell.sim.world import SimWorld
 
 if TYPE_CHECKING:
@@ -26,7 +27,9 @@ class SimBackend:
 
     def __init__(self, spec: CellSpec, *, seed: int | None = None, gui: bool = False,
                  realtime: bool = False, record: str | Path | None = None,
-                 camera: str | None = None) -> None:
+                 camera: str | None = None, collision_stop: bool = True) -> None:
+        """``collision_stop=False`` records keep-out collisions without stopping the arms (for a
+        caller that stops them itself, e.g. the arm server's sim driver)."""
         self.world = SimWorld(spec, seed=None, gui=gui, realtime=realtime)
         self.arms: dict[str, Arm] = {}
         self.grippers: dict[str, Gripper] = {}
@@ -38,14 +41,26 @@ class SimBackend:
             self.arms[arm_spec.name] = arm
             self.grippers[arm_spec.name] = SimGripper(
                 self.world, arm_spec.name, body, model.finger_joints, model.finger_travel,
-                arm_spec.gripper.force,
+                arm_spec.gripper.force, arm=arm,
             )
+        # Watched from before the scene settles: an object laid out touching a keep-out
+        # fixture is a collision at t = 0, not a surprise later.
+        self.keep_out: KeepOutMonitor | None = None
+        if any(f.keep_out for f in spec.fixtures):
+            self.keep_out = KeepOutMonitor(self.world, self._collided if collision_stop else _ignore)
+            self.world.add_observer(self.keep_out)
         self.initial_poses = (
             self.world.randomize(np.random.default_rng(seed)) if seed is not None else None
         )
         if self.initial_poses is None:
             self.world.settle()
         self.recorder = GifRecorder(self.world, record, camera) if record else None
+
+    def _collided(self, fault: str) -> None:
+        # one safety controller for the cell: a touch of a keep-out fixture stops every arm
+        for arm in self.arms.values():
+            if isinstance(arm, SimArm):
+                arm.protective_stop(fault)
 
     def object_pose(self, name: str) -> SE3:
         return self.world.object_pose(name)
@@ -71,6 +86,10 @@ class SimBackend:
             self.recorder.save()
             self.recorder.frames = []
         self.world.close()
+
+
+def _ignore(fault: str) -> None:
+    pass
 
 
 def create(spec: CellSpec, address: str, **options: object) -> SimBackend:

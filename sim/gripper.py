@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 
 from robocell.arm import Gripper
-from robocell.errors import ConfigError, MotionError
+from robocell.errors import ConfigError, MotionError, ProtectiveStop
 
+from robocell.sim.arm import SimArm, joint_indices
 from robocell.sim.world import Controller, SimWorld
-from robocell.sim.arm import joint_indices
 
 FINGER_SPEED = 0.1  # m/s per finger, the Panda hand's rated speed is 0.1-0.2
 SETTLE_TIMEOUT = 1.5  # s
@@ -55,8 +55,10 @@ class SimGripper(Gripper):
     """The fingers of one simulated arm."""
 
     def __init__(self, world: SimWorld, arm_name: str, body: int, finger_joints: tuple[str, ...],
-                 finger_travel: float, force: float) -> None:
+                 finger_travel: float, force: float, arm: SimArm | None = None) -> None:
         self.world = world
+        # The arm whose latched protective stop also holds the gripper (see _start, _pre_step).
+        self.arm = arm
         self.arm_name = arm_name
         self.body = body
         self._fingers = joint_indices(world, body, finger_joints)
@@ -122,6 +124,13 @@ class SimGripper(Gripper):
         return self._target <= 1e-9
 
     def _start(self, target: float, force: float, wait: bool) -> GripperMotion | None:
+        if self.arm is not None and self.arm.stopped:
+            # nothing moves during a latched stop: opening over a wall would drop the load
+            faults = "; ".join(self.arm.state().faults) or "stop"
+            raise ProtectiveStop(
+                f"gripper of arm '{self.arm_name}': the arm is in a latched protective stop ({faults}); "
+                "call reset() on the arm before opening or closing the gripper"
+            )
         self._command(target, force)
         self._motion = GripperMotion(self, target)
         if wait:
@@ -142,6 +151,12 @@ class SimGripper(Gripper):
     def _pre_step(self, t: float) -> None:
         m = self._motion
         if m is None or m.finished:
+            return
+        if self.arm is not None and self.arm.stopped and not self._is_closing():
+            # A stop latched while opening: hold the width reached; releasing a load during a
+            # stop could drop it anywhere.  A closing goes on: it only firms up a grasp, and a
+            # half-closed hand would drop what it was taking.
+            m.cancel()
             return
         states = self.world.pb.getJointStates(self.body, self._fingers, physicsClientId=self.world.client)
         speed = max(abs(s[1]) for s in states)

@@ -69,6 +69,8 @@ class SimWorld:
         self._controllers: list[Controller] = []
         self._observers: list[Callable[[SimWorld], None]] = []
         self._closed = False
+        #: touches of keep-out fixtures, (simulated time s, what touched, fixture), in order
+        self.collisions: list[tuple[float, str, str]] = []
         mode = pb.GUI if gui else pb.DIRECT
         self.client = pb.connect(mode)
         if self.client < 0:
@@ -150,8 +152,10 @@ class SimWorld:
         return body
 
     def _build_fixture(self, fx: FixtureSpec) -> int:
-        """A static open box (bin) or shallow box (tray) of five slabs."""
+        """A static open box (bin) or shallow box (tray) of five slabs, or a solid box (obstacle)."""
         pb, c = self.pb, self.client
+        if fx.is_obstacle:
+            return self._build_obstacle(fx)
         ix, iy, h = fx.size
         w = fx.wall
         slabs = [  # (half extents, centre) in the fixture frame; floor top at z=0
@@ -173,6 +177,17 @@ class SimWorld:
         pos, orn = pq_from_se3(fx.pose.se3())
         # The floor's top sits at the fixture pose (slabs are offset below z=0 of the frame).
         body = pb.createMultiBody(0, col, vis, basePosition=[pos[0], pos[1], pos[2] + w], baseOrientation=orn, physicsClientId=c)
+        pb.changeDynamics(body, -1, lateralFriction=0.8, physicsClientId=c)
+        return body
+
+    def _build_obstacle(self, fx: FixtureSpec) -> int:
+        """One static box standing on the fixture pose (its base link is the box's centre)."""
+        pb, c = self.pb, self.client
+        half = [s / 2 for s in fx.size]
+        col = pb.createCollisionShape(pb.GEOM_BOX, halfExtents=half, physicsClientId=c)
+        vis = pb.createVisualShape(pb.GEOM_BOX, halfExtents=half, rgbaColor=list(fx.rgba), physicsClientId=c)
+        pos, orn = pq_from_se3(fx.pose.se3() * SE3.Trans(0, 0, half[2]))
+        body = pb.createMultiBody(0, col, vis, basePosition=pos, baseOrientation=orn, physicsClientId=c)
         pb.changeDynamics(body, -1, lateralFriction=0.8, physicsClientId=c)
         return body
 

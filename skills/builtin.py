@@ -128,6 +128,7 @@ def pick_and_place(ctx: SkillContext, object: ObjectName, target: TargetName) ->
     """Pick an object and place it in or on a target (fixture, tray slot, other object or frame)."""
     if target == object:
         raise SkillFailed(f"pick_and_place: cannot place '{object}' on itself")
+    _refuse_keep_out(ctx, target, "pick_and_place")  # before the pick: do not leave it in the hand
     pick(ctx, object)
     place(ctx, target)
 
@@ -185,6 +186,7 @@ def _placement(ctx: SkillContext, held: str, target: str | None, pose: SE3 | Non
         hi = np.array([reach, reach, ts.half_height + half + 0.01])
         return _Goal(f"the top of '{target}'", centre, lo, hi, SE3.Trans(base.t))
     fx_name, _, slot = target.partition(".")
+    _refuse_keep_out(ctx, target, "place")
     fx = spec.fixture(fx_name)
     if fx.type == "tray" and not slot and fx.slots is not None:
         target = _free_slot(ctx, fx_name)
@@ -208,6 +210,19 @@ def _placement(ctx: SkillContext, held: str, target: str | None, pose: SE3 | Non
     spot = _free_spot(ctx, fx)
     centre = np.array([spot[0], spot[1], release])
     return _Goal(f"'{fx_name}'", centre, lo, hi, T_fx)
+
+
+def _refuse_keep_out(ctx: SkillContext, target: str, what: str) -> None:
+    """SkillFailed when ``target`` is an obstacle or a keep-out fixture (or a slot of one)."""
+    if target not in ctx.names.fixtures and target not in ctx.names.slots:
+        return
+    spec = ctx.cell.spec
+    fx = spec.fixture(target.partition(".")[0])
+    if fx.is_obstacle or fx.keep_out:
+        kind = "an obstacle" if fx.is_obstacle else "a keep-out fixture"
+        places = [f.name for f in spec.fixtures if not (f.is_obstacle or f.keep_out)]
+        raise SkillFailed(f"{what}: '{fx.name}' is {kind}: nothing may be placed in or on it, nor touch it; "
+                          f"place into {', '.join(places) or 'another target'} instead")
 
 
 def _free_spot(ctx: SkillContext, fx: FixtureSpec) -> np.ndarray:

@@ -64,7 +64,14 @@ def grasp_for(obj: ObjectSpec, pose: SE3, max_width: float, ref_yaw: float) -> G
 
 
 def floor_z(fx: FixtureSpec) -> float:
-    """Height of a fixture's inner floor (the fixture stands on its pose)."""
+    """Height of a bin's or tray's inner floor (the fixture stands on its pose).
+
+    An obstacle is solid and has no floor: asking for one is a ConfigError, never a made-up height.
+    """
+    if fx.is_obstacle:
+        from robocell.errors import ConfigError
+
+        raise ConfigError(f"'{fx.name}' is an obstacle (a solid box): it has no inner floor to place on")
     return float(fx.pose.se3().t[2]) + fx.wall
 
 

@@ -23,7 +23,11 @@ def test_wheel_installs_and_imports_every_subpackage(tmp_path: Path) -> None:
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     py = env_dir / "bin" / "python"
-    subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--no-deps", str(wheel)], check=True, timeout=300)
+    # Without PYTHONPATH: a source tree on it (PYTHONPATH=<worktree> runs) carries robocell.egg-info
+    # after the build, and pip would take robocell as installed already and skip the wheel.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--no-deps", str(wheel)], check=True, timeout=300,
+                   env=env)
     # Dependencies come from the test environment's site-packages by a plain path entry:
     # its .pth files (the editable robocell finder among them) are not processed that way,
     # so only the wheel's copy of robocell is importable.
@@ -39,7 +43,6 @@ def test_wheel_installs_and_imports_every_subpackage(tmp_path: Path) -> None:
         "assert (p.parent / 'models' / 'ur5e.urdf').is_file()\n"
         "print(robocell.sim.__file__)\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = subprocess.run([str(py), "-c", code], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert str(env_dir) in out.stdout

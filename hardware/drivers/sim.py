@@ -74,7 +74,10 @@ class SimDriver:
             raise ConfigError(f"sim driver: unknown option(s) {', '.join(options)}; known: seed, gui, rate")
         if not (np.isfinite(rate) and 50.0 <= rate <= 2000.0):
             raise ConfigError(f"sim driver: rate = {rate} Hz is outside [50, 2000] Hz")
-        self.backend = SimBackend(spec, seed=seed, gui=gui)
+        # the server is the safety authority: a keep-out collision is reported to it as a
+        # hardware fault (read()), and its control loop stops the arm and latches the fault
+        self.backend = SimBackend(spec, seed=seed, gui=gui, collision_stop=False)
+        self._collisions_seen = len(self.backend.world.collisions)
         if arm not in self.backend.arms:
             self.backend.close()
             raise ConfigError(f"the cell has no arm '{arm}'; its arms are: {', '.join(self.backend.arms)}")
@@ -114,7 +117,14 @@ class SimDriver:
 
     def read(self) -> DriverState:
         q, qd = self.arm.read_joints()
-        return DriverState(q=q, qd=qd, gripper_width=self.grip.width(), grasped=self.grip.grasped())
+        # a collision is an event: reported in one reading, latched by the server until reset
+        faults: tuple[str, ...] = ()
+        if len(self.world.collisions) > self._collisions_seen:  # read at 1 kHz: nothing to build most ticks
+            hits = self.world.collisions[self._collisions_seen:]
+            self._collisions_seen += len(hits)
+            faults = tuple(f"collision: {what} touched keep-out fixture '{fx}'" for _, what, fx in hits)
+        return DriverState(q=q, qd=qd, gripper_width=self.grip.width(), grasped=self.grip.grasped(),
+                           faults=faults)
 
     def command(self, q: np.ndarray, qd: np.ndarray) -> None:
         # stamped with the simulated time it belongs to: physics that runs late (a loaded

@@ -37,6 +37,8 @@ class Resolver:
         self.spec = spec
         self.objects = [o.name for o in spec.objects]
         self.fixtures = {f.name: f.type for f in spec.fixtures}
+        # obstacles and keep-out fixtures are named in the cell but are never a place to put things
+        self.keep_out = [f.name for f in spec.fixtures if f.is_obstacle or f.keep_out]
         self.slots = [s for f in spec.fixtures if f.slots is not None for s in f.slot_poses()]
         self.frames = [f.name for f in spec.frames]
         self._colour = {o.name: o.color_name for o in spec.objects}
@@ -107,7 +109,8 @@ class Resolver:
     # ---- places ---------------------------------------------------------------------
     def place_for(self, np_: NounPhrase, ctx: Discourse, clause: str, theme: list[str]) -> tuple[str, str]:
         """(name, kind) of where something goes; kind is object | fixture | slot | frame."""
-        targets = self.objects + list(self.fixtures) + self.slots + self.frames
+        targets = [t for t in self.objects + list(self.fixtures) + self.slots + self.frames
+                   if t.partition(".")[0] not in self.keep_out]
         if np_.reflexive:
             raise LanguageError(f"in '{clause}': '{np_.text}' would put {', '.join(theme) or 'an object'} on "
                                 f"itself; name a different target ({', '.join(t for t in targets if t not in theme)})")
@@ -122,6 +125,10 @@ class Resolver:
             )
         if np_.slot is not None or np_.fixture is not None:
             fixture = self._fixture(np_, clause)
+            if fixture in self.keep_out:
+                kind = "an obstacle" if self.fixtures[fixture] == "obstacle" else "a keep-out fixture"
+                raise LanguageError(f"in '{clause}': '{fixture}' is {kind}: nothing may be put in or on it; "
+                                    f"the places are: {', '.join(targets)}")
             if np_.slot is None:
                 return fixture, "fixture"
             slots = [s for s in self.slots if s.startswith(fixture + ".")]
