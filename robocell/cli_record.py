@@ -128,10 +128,10 @@ def _demonstrate(c: Cell, rec: Recording, source: str, demo_fn: Callable[[Any], 
 
 
 def _report(console: Console, demo: Demonstration, rec: Recording, path: Path, interrupted: bool) -> None:
-    lost = demo.lost_samples(rec.sample_rate)
+    lost = rec.lost_samples
     console.print(f"samples: {demo.n_samples}")
     console.print(f"achieved rate: {demo.achieved_rate:.1f} Hz (asked {rec.rate:g} Hz)")
-    console.print(f"lost samples: {lost}")
+    console.print(f"lost samples: {lost} (periods of {1000 / rec.sample_rate:.1f} ms without a sample)")
     console.print(f"duration: {demo.duration:.2f} s" + (" (stopped by Ctrl-C)" if interrupted else ""))
     if demo.events:
         console.print("events: " + ", ".join(f"{e.kind} at {e.t:.2f} s" for e in demo.events))

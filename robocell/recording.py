@@ -45,6 +45,7 @@ class Sampler(Protocol):
     """What ``backend.open_sampler`` returns."""
 
     rate: float  # Hz the samples actually come at (>= the rate asked for)
+    lost: int  # periods of the backend's clock that passed without a sample
 
     def close(self) -> None:
         """Stop sampling; raise the error that ended sampling early, if any."""
@@ -171,6 +172,15 @@ class Recording:
     def sample_rate(self) -> float:
         """Hz the backend's sampler delivers (the simulator rounds up to a whole number of steps)."""
         return self.sampler.rate if self.sampler is not None else self.rate
+
+    @property
+    def lost_samples(self) -> int:
+        """Periods (of ``1 / sample_rate`` on the backend's clock) that passed without a sample.
+
+        Each sample lies somewhere inside its period, so two neighbours may be up to two
+        periods apart without anything lost; that is why this counts periods, not gaps.
+        """
+        return int(self.sampler.lost) if self.sampler is not None else 0
 
     def demonstration(self) -> Demonstration:
         """The recorded demonstration (stops the recording if it still runs)."""

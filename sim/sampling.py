@@ -38,6 +38,7 @@ class SimSampler:
         self.every = k
         self.rate = physics_rate / k  # >= the rate asked for: 120 Hz for 100 Hz
         self.on_sample = on_sample
+        self.lost = 0  # never: sampling is part of stepping
         self._count = 0
         self._sample()
         world.add_observer(self._observe)
