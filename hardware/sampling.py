@@ -13,6 +13,7 @@ counted as lost.
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from robocell.errors import BackendError, ConfigError
@@ -39,6 +40,7 @@ class RemoteSampler:
         self.states = 0  # state messages read
         self.samples = 0  # kept
         self.lost = 0  # periods of server time without any state received
+        self.cpu_time = 0.0  # s of CPU the sampler thread used (for benchmarks)
         self.error: Exception | None = None
         self._stop = threading.Event()
         self._first = threading.Event()
@@ -54,6 +56,7 @@ class RemoteSampler:
         conn, period, sink = self.conn, self.period, self.on_sample
         t0: float | None = None
         last = -1
+        cpu0 = time.thread_time()
         try:
             while not self._stop.is_set():
                 s = conn.next_state()
@@ -74,6 +77,8 @@ class RemoteSampler:
         except Exception as exc:  # noqa: BLE001 - handed to the recording, which raises it in close()
             self.error = exc
             self._first.set()
+        finally:
+            self.cpu_time = time.thread_time() - cpu0
 
     def close(self) -> None:
         self._stop.set()
