@@ -24,6 +24,8 @@ from robocell.planning import check_follow_start, speed_factor
 
 if TYPE_CHECKING:
     from robocell.cellfile import CellSpec
+    from robocell.hardware.sampling import RemoteSampler
+    from robocell.recording import SampleSink
     from robocell.trajectory import JointTrajectory
 
 SETTLE_MARGIN = 2.5  # s past a trajectory's duration before a wait gives up (server settles within 1 s)
@@ -279,6 +281,20 @@ class RemoteBackend:
     def held_object(self, arm: str) -> str | None:
         held = self.conn.request("world").get("held")
         return str(held) if held is not None else None
+
+    def open_sampler(self, arm: str, rate: float, on_sample: SampleSink) -> RemoteSampler:
+        """Sample the server's state stream at ``rate`` Hz of server time (the Backend hook for recordings).
+
+        A thread reads it on a second connection of its own (observe-only, no lease), so the
+        script moving the arm keeps this backend's connection to itself.
+        """
+        from robocell.hardware.sampling import RemoteSampler
+
+        if arm not in self.arms:
+            raise ConfigError(f"unknown arm '{arm}'; the server at {self.conn.address} drives "
+                              f"{', '.join(self.arms)}")
+        c = self.conn
+        return RemoteSampler(Connection(c.address, keys=c.keys, timeout=c.timeout), rate, on_sample)
 
     def wait(self, seconds: float) -> None:
         time.sleep(seconds)  # real time passes on a real arm; the heartbeat thread keeps the lease

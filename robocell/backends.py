@@ -50,6 +50,19 @@ class Backend(Protocol):
     def close(self) -> None:
         ...
 
+    # Optional hooks (looked up with getattr; a backend without them simply lacks the feature):
+    #
+    # open_sampler(arm: str, rate: float, on_sample: SampleSink) -> Sampler
+    #     Start sampling arm ``arm`` at ``rate`` Hz or faster for robocell.recording.
+    #     ``on_sample(t, q, tcp, width, grasped)`` gets the backend's timestamp t (s,
+    #     its own clock: simulated time, or the server's), joint positions q (rad,
+    #     a sequence), the TCP pose as 16 floats of the 4x4 world pose (row-major),
+    #     the gripper width (m) and whether it holds something.  Calls come from one
+    #     thread at a time (the stepping thread in simulation, a sampler thread for a
+    #     remote arm) and must return quickly.  ``Sampler.rate`` is the rate samples
+    #     actually come at; ``Sampler.close()`` stops sampling (no call after it
+    #     returns) and raises the error that stopped sampling early, if any.
+
 
 def _scheme(address: str) -> str:
     return address.split("://", 1)[0] if "://" in address else address

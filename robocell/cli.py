@@ -188,6 +188,10 @@ from robocell.cli_teach import register as _register_teach  # noqa: E402  (teach
 
 _register_teach(app, console)
 
+from robocell.cli_record import register as _register_record  # noqa: E402  (record)
+
+_register_record(app, console)
+
 from robocell.cli_learn import register as _register_learn  # noqa: E402  (learn)
 
 _register_learn(app)

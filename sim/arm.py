@@ -207,6 +207,17 @@ class SimArm(Arm):
         states = self.world.pb.getJointStates(self.body, self._joints, physicsClientId=self.world.client)
         return np.array([s[0] for s in states]), np.array([s[1] for s in states])
 
+    def measure(self) -> tuple[list[float], np.ndarray]:
+        """Low-level, for samplers: joint positions (rad) and the 4x4 world TCP pose, no SE3 objects."""
+        pb, c = self.world.pb, self.world.client
+        q = [s[0] for s in pb.getJointStates(self.body, self._joints, physicsClientId=c)]
+        ls = pb.getLinkState(self.body, self._tcp_link, computeForwardKinematics=True, physicsClientId=c)
+        m = np.empty((4, 4))
+        m[:3, :3] = np.reshape(pb.getMatrixFromQuaternion(ls[5]), (3, 3))
+        m[:3, 3] = ls[4]
+        m[3] = (0.0, 0.0, 0.0, 1.0)
+        return q, m
+
     def command_joints(self, q: np.ndarray, qd: np.ndarray | None = None) -> None:
         """Low-level: set the joint position targets (and feed-forward speeds) for the next steps."""
         self.world.pb.setJointMotorControlArray(

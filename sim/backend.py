@@ -20,6 +20,8 @@ from robocell.sim.world import SimWorld
 
 if TYPE_CHECKING:
     from robocell.cellfile import CellSpec
+    from robocell.recording import SampleSink
+    from robocell.sim.sampling import SimSampler
 
 
 class SimBackend:
@@ -74,6 +76,15 @@ class SimBackend:
             if b == body:
                 return name
         return None
+
+    def open_sampler(self, arm: str, rate: float, on_sample: SampleSink) -> SimSampler:
+        """Sample ``arm`` every k physics steps, k = floor(240 Hz / rate) (the Backend hook for recordings)."""
+        from robocell.sim.sampling import SimSampler
+
+        sim_arm, gripper = self.arms.get(arm), self.grippers.get(arm)
+        if not isinstance(sim_arm, SimArm) or not isinstance(gripper, SimGripper):
+            raise ConfigError(f"unknown arm '{arm}'; the cell's arms are: {', '.join(self.arms)}")
+        return SimSampler(self.world, sim_arm, gripper, rate, on_sample)
 
     def wait(self, seconds: float) -> None:
         self.world.wait(seconds)

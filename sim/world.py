@@ -195,6 +195,9 @@ class SimWorld:
     def object_pose(self, name: str) -> SE3:
         """World pose of an object, read from physics."""
         body = self._object_body(name)
+        if self._closed or not self.pb.isConnected(physicsClientId=self.client):
+            raise BackendError(f"cannot read the pose of '{name}': the simulation was closed "
+                               "(was the GUI window closed?)")
         pos, orn = self.pb.getBasePositionAndOrientation(body, physicsClientId=self.client)
         return se3_from_pq(pos, orn)
 
@@ -240,6 +243,11 @@ class SimWorld:
     def add_observer(self, fn: Callable[[SimWorld], None]) -> None:
         """Call ``fn(world)`` after every step (recorders, loggers)."""
         self._observers.append(fn)
+
+    def remove_observer(self, fn: Callable[[SimWorld], None]) -> None:
+        """Stop calling ``fn`` (a no-op if it is not registered)."""
+        if fn in self._observers:
+            self._observers.remove(fn)
 
     def step(self, n: int = 1) -> None:
         """Advance physics by ``n`` steps, running controllers before each."""

@@ -1,0 +1,161 @@
+"""``robocell record``: record a demonstration to a ``.npz`` file.
+
+Three ways to demonstrate:
+
+- ``--script FILE.py`` (any backend): the file's ``demonstrate(cell)`` (or
+  ``main(cell)``) moves the arm through the public API while it is recorded;
+- ``--backend tcp://...`` without a script: passive recording while the
+  operator free-drives the arm (or another client moves it); no lease is
+  taken; it stops at ``--duration`` or Ctrl-C, and the file is still written;
+- ``--gui`` in simulation without a script: teleoperation with sliders.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
+
+import typer
+from rich.console import Console
+
+from robocell.errors import ConfigError
+
+if TYPE_CHECKING:
+    from robocell.cell import Cell
+    from robocell.demonstration import Demonstration
+    from robocell.recording import Recording
+
+POLL = 0.1  # s between checks that a passive recording's sampler is still alive
+
+
+def _load_script(script: Path) -> Callable[[Any], object]:
+    from robocell.skills.registry import load_module_from_path
+
+    if not script.is_file():
+        raise ConfigError(f"script '{script}' does not exist; give a Python file defining demonstrate(cell)")
+    if script.suffix != ".py":
+        raise ConfigError(f"script '{script}' must be a Python file (.py) defining demonstrate(cell)")
+    module = load_module_from_path(script, prefix="robocell_demo_scripts")
+    fn = getattr(module, "demonstrate", None) or getattr(module, "main", None)
+    if not callable(fn):
+        raise ConfigError(f"script '{script}' must define a function demonstrate(cell) (or main(cell))")
+    return fn  # type: ignore[no-any-return]
+
+
+def check_options(backend: str, out: Path, script: Optional[Path], rate: float, duration: Optional[float],
+                  gui: bool) -> str:
+    """Check the options before anything starts; returns the recording's source label."""
+    from robocell.recording import check_rate
+
+    if out.suffix != ".npz":
+        raise ConfigError(f"--out {out}: a demonstration is a .npz file; use e.g. --out {out.with_suffix('.npz')}")
+    check_rate(rate)
+    if duration is not None and not (math.isfinite(duration) and duration > 0):
+        raise ConfigError(f"--duration {duration} s must be a positive number of seconds")
+    if script is not None:
+        if not script.is_file():
+            raise ConfigError(f"script '{script}' does not exist; give a Python file defining demonstrate(cell)")
+        return f"script:{script}"
+    if backend == "sim":
+        if not gui:
+            raise ConfigError("in simulation nobody moves the arm by hand: give --script FILE.py (a scripted "
+                              "demonstration) or --gui (teleoperation with sliders)")
+        return "teleop"
+    if gui:
+        raise ConfigError(f"--gui teleoperates the simulator; the arm at {backend} is moved by hand "
+                          "(free-drive) while `robocell record` observes; drop --gui")
+    return "free-drive"
+
+
+def record_command(*, cell: Path, backend: str, keys: Optional[Path], out: Path, script: Optional[Path],
+                   rate: float, duration: Optional[float], gui: bool, seed: Optional[int], arm: Optional[str],
+                   console: Console) -> None:
+    from robocell.cell import Cell
+    from robocell.recording import record
+
+    source = check_options(backend, out, script, rate, duration, gui)
+    demo_fn = _load_script(script) if script is not None else None
+    options: dict[str, object] = {}
+    if backend == "sim":
+        options = {"seed": seed, "gui": gui, "realtime": gui}
+    else:
+        if seed is not None:
+            options["seed"] = seed  # the remote backend explains why a seed makes no sense there
+        if keys is not None:
+            options["keys"] = str(keys)
+        if demo_fn is None:
+            options["observe"] = True  # free-drive: watch only, never take the lease
+    with Cell.load(cell, backend, **options) as c:
+        rec = record(c, arm=arm, rate=rate, source=source, cell_file=cell)
+        interrupted = False
+        with rec:
+            try:
+                _demonstrate(c, rec, source, demo_fn, duration, arm, console)
+            except KeyboardInterrupt:
+                interrupted = True  # Ctrl-C ends a free-drive recording; what was recorded is kept
+        demo = rec.demonstration()
+        path = demo.save(out)
+    _report(console, demo, rec, path, interrupted)
+
+
+def _demonstrate(c: Cell, rec: Recording, source: str, demo_fn: Callable[[Any], object] | None,
+                 duration: float | None, arm: str | None, console: Console) -> None:
+    if demo_fn is not None:
+        demo_fn(c)
+    elif source == "teleop":
+        from robocell.sim.teleop import SliderSource, teleoperate
+
+        world = c.backend.world  # type: ignore[attr-defined]
+        a = c.arm(arm)
+        src = SliderSource(world, a.state().tcp, a.safety.workspace_min, a.safety.workspace_max)
+        console.print("teleoperation: move the sliders; 'gripper open/close' toggles the gripper; "
+                      "'finish recording' ends")
+        teleoperate(c, src, arm=arm, duration=duration)
+    else:
+        console.print(f"recording {c.address} at {rec.rate:g} Hz; free-drive the arm; "
+                      + (f"stops after {duration:g} s" if duration else "Ctrl-C stops"))
+        stop = threading.Event()
+        waited = 0.0
+        while duration is None or waited < duration:
+            step = POLL if duration is None else min(POLL, duration - waited)
+            stop.wait(step)  # interruptible by Ctrl-C
+            waited += step
+            sampler = rec.sampler
+            if getattr(sampler, "error", None) is not None:
+                break  # the recording's stop raises it
+
+
+def _report(console: Console, demo: Demonstration, rec: Recording, path: Path, interrupted: bool) -> None:
+    lost = rec.lost_samples
+    console.print(f"samples: {demo.n_samples}")
+    console.print(f"achieved rate: {demo.achieved_rate:.1f} Hz (asked {rec.rate:g} Hz)")
+    console.print(f"lost samples: {lost} (periods of {1000 / rec.sample_rate:.1f} ms without a sample)")
+    console.print(f"duration: {demo.duration:.2f} s" + (" (stopped by Ctrl-C)" if interrupted else ""))
+    if demo.events:
+        console.print("events: " + ", ".join(f"{e.kind} at {e.t:.2f} s" for e in demo.events))
+    else:
+        console.print("events: none (the gripper did not open or close)")
+    console.print(f"[green]written[/]: {path}")
+
+
+def register(app: typer.Typer, console: Console) -> None:
+    @app.command("record")
+    def record_cmd(
+        cell: Annotated[Path, typer.Option("--cell", "-c", help="Cell file (YAML).")],
+        out: Annotated[Path, typer.Option(help="Demonstration file to write (.npz).")],
+        backend: Annotated[str, typer.Option(help="sim, or tcp://host:port for a remote arm.")] = "sim",
+        keys: Annotated[Optional[Path], typer.Option(help="Keys folder for a CURVE-secured remote arm.")] = None,
+        script: Annotated[Optional[Path], typer.Option(
+            help="Python file defining demonstrate(cell), run while recording.")] = None,
+        rate: Annotated[float, typer.Option(help="Samples per second (Hz), at most 1000.")] = 100.0,
+        duration: Annotated[Optional[float], typer.Option(
+            help="Stop after this many seconds (free-drive, teleoperation).")] = None,
+        gui: Annotated[bool, typer.Option(help="Simulation: show the window; without --script, teleoperate.")] = False,
+        seed: Annotated[Optional[int], typer.Option(help="Simulation: randomise object poses with this seed.")] = None,
+        arm: Annotated[Optional[str], typer.Option(help="Arm to record when the cell has several.")] = None,
+    ) -> None:
+        """Record a demonstration (script, GUI teleoperation or free-drive) to a .npz file."""
+        record_command(cell=cell, backend=backend, keys=keys, out=out, script=script, rate=rate,
+                       duration=duration, gui=gui, seed=seed, arm=arm, console=console)

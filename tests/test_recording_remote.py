@@ -1,0 +1,116 @@
+"""Recording from a remote arm: a server with the sim driver in another process, loopback only."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robocell.cell import Cell
+from robocell.cli import main
+from robocell.demonstration import Demonstration
+from robocell.errors import ConfigError
+from robocell.hardware.spawn import ServerProcess
+from robocell.recording import record
+
+from tests.conftest import TABLETOP
+
+STATE_RATE = 500.0
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerProcess]:
+    # watchdog 0.5 s: a loaded CI host must not trip it while the test client moves the arm
+    with ServerProcess(TABLETOP, "--state-rate", str(STATE_RATE), "--watchdog", "0.5") as srv:
+        yield srv
+
+
+def test_record_while_a_client_moves_the_arm(server: ServerProcess) -> None:
+    with Cell.load(TABLETOP, server.endpoint) as cell:
+        arm, gripper = cell.arm(), cell.gripper()
+        q0 = arm.state().q
+        with record(cell, rate=100.0, source="script:test") as rec:
+            arm.move_joints(q0 + np.array([0.4, 0, 0, 0, 0, 0, 0]))
+            gripper.close()
+            gripper.open()
+            arm.move_joints(q0)
+        demo = rec.demonstration()
+        sampler = rec.sampler
+    # on the server's clock: one sample per 10 ms period, none missing
+    dt = np.diff(demo.t)
+    assert demo.achieved_rate == pytest.approx(100.0, rel=0.01)
+    # each sample lies inside its own period: neighbours are less than two periods apart
+    assert dt.min() > 0.0 and dt.max() < 0.02
+    assert rec.lost_samples == 0 and sampler.lost == 0  # type: ignore[union-attr]
+    assert demo.n_samples == pytest.approx(demo.duration * 100.0, abs=2)
+    assert [e.kind for e in demo.events] == ["close", "open"]
+    fk = np.array([(arm.base * arm.kinematics.fk(q)).A for q in demo.q[::10]])
+    assert np.max(np.abs(fk - demo.tcp[::10])) < 1e-9  # the server sends FK of the measured q
+    assert demo.provenance.backend == server.endpoint
+    assert set(demo.objects) == {"red_block", "green_block", "blue_block"}
+
+
+def test_rate_above_the_state_stream(server: ServerProcess) -> None:
+    with Cell.load(TABLETOP, server.endpoint, observe=True) as cell:
+        with pytest.raises(ConfigError, match="publishes state at 500 Hz.*--state-rate 1000"), record(cell, rate=1000):
+            pass
+
+
+def test_cli_free_drive_for_a_duration(server: ServerProcess, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "free.npz"
+    code = main(["record", "--cell", str(TABLETOP), "--backend", server.endpoint, "--duration", "0.5",
+                 "--out", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert "lost samples: 0" in text and "events: none" in text
+    demo = Demonstration.load(out)
+    assert demo.provenance.source == "free-drive" and demo.n_samples >= 40
+
+
+def test_cli_ctrl_c_still_saves(server: ServerProcess, tmp_path: Path) -> None:
+    out = tmp_path / "interrupted.npz"
+    cmd = [sys.executable, "-m", "robocell", "record", "--cell", str(TABLETOP), "--backend", server.endpoint,
+           "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stdout is not None
+        seen: list[str] = []
+        t_end = time.monotonic() + 60
+        while time.monotonic() < t_end:  # wait for the "recording ..." line: an event, not a sleep
+            ready, _, _ = select.select([proc.stdout], [], [], t_end - time.monotonic())
+            line = proc.stdout.readline() if ready else ""
+            if not line:
+                break
+            seen.append(line)
+            if line.startswith("recording "):
+                break
+        assert seen and seen[-1].startswith("recording "), "".join(seen)
+        # let 0.5 s of the server's clock pass (read from its state stream, not slept)
+        from robocell.hardware.client import Connection
+
+        watch = Connection(server.endpoint)
+        try:
+            t0 = watch.state()["t"]
+            while watch.next_state()["t"] < t0 + 0.5:
+                pass
+        finally:
+            watch.close()
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert proc.returncode == 0, "".join(seen) + rest
+    assert "stopped by Ctrl-C" in rest and f"written: {out}" in " ".join(rest.split())
+    assert Demonstration.load(out).provenance.source == "free-drive"
