@@ -145,10 +145,15 @@ class Arm(abc.ABC):
             return self.state().tcp
         return self.base * self.kinematics.fk(np.asarray(q, dtype=float))
 
-    def ik(self, pose: SE3, q_seed: ArrayLike | None = None) -> np.ndarray:
-        """Verified IK for a world-frame TCP pose (raises UnreachableError)."""
+    def ik(self, pose: SE3, q_seed: ArrayLike | None = None, *, pos_tol: float = 1e-3,
+           rot_tol: float = 1e-2) -> np.ndarray:
+        """Verified IK for a world-frame TCP pose (raises UnreachableError).
+
+        ``pos_tol`` (m) and ``rot_tol`` (rad) bound the verified error; dense paths ask for
+        tighter ones, so that the solutions' jitter does not turn into joint accelerations.
+        """
         seed = self.state().q if q_seed is None else np.asarray(q_seed, dtype=float)
-        q = self.kinematics.ik(self._base_inv * pose, seed)
+        q = self.kinematics.ik(self._base_inv * pose, seed, pos_tol=pos_tol, rot_tol=rot_tol)
         self.safety.check_joints(q, what=f"IK solution for arm '{self.name}'")
         return q
 

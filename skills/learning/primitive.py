@@ -10,7 +10,7 @@ A path is an array of poses ``pq`` (N, 7): position (m) and unit quaternion
   start and goal move.
 - Several demonstrations: a ProMP over the 7 pose coordinates, one weight
   vector per demonstration by ridge regression on the library's basis, and a
-  weight covariance = the demonstrations' spread + a prior that lets the
+  weight covariance = each coordinate's spread over the demonstrations + a prior that lets the
   whole path shift and stretch (offset and linear-blend modes per
   coordinate).  Conditioning on the new start and goal then moves the whole
   path like the demonstrations moved, instead of bending only its ends.
@@ -130,6 +130,10 @@ class Primitive:
         mean = w.mean(axis=0)
         d = w - mean
         cov = d.T @ d / max(len(w) - 1, 1)
+        # Keep each coordinate's own spread over time but drop the correlations between coordinates:
+        # from a handful of demonstrations they are chance (a turned wrist "predicting" a longer
+        # reach), and conditioning on a new goal orientation would then drag the position with it.
+        cov *= np.kron(np.eye(7), np.ones((n_w, n_w)))
         ramp = np.linspace(0.0, 1.0, n_w)
         prior_1d = PROMP_PRIOR_SHIFT**2 * (np.outer(1 - ramp, 1 - ramp) + np.outer(ramp, ramp))
         prior_1d += PROMP_PRIOR_LOCAL**2 * np.eye(n_w)

@@ -21,6 +21,10 @@ from robocell.skills.context import SkillContext
 from robocell.cellfile import ObjectSpec
 from robocell.skills.registry import ObjectName, SkillSpec, TargetName, _spec_from_function
 
+# Waypoints are 10 ms apart: an IK error of 1 mm between neighbours reads as ~10 rad/s^2 of
+# joint acceleration, so a rolled-out path is solved ten times tighter than a single target.
+IK_POS_TOL = 1e-4  # m
+IK_ROT_TOL = 1e-3  # rad
 MAX_JOINT_STEP = 0.25  # rad between 10 ms waypoints: more means IK switched branch
 TIME_MARGIN = 1.05  # retimed motions stay 5 % inside the limits (finite-difference estimates)
 SETTLE = 0.3  # s for a released object to come to rest before checking where it is
@@ -185,7 +189,7 @@ def _follow(ctx: SkillContext, motion: MotionModel, F: SE3, goal: np.ndarray, fl
     q[0] = state.q
     for k in range(1, len(poses)):
         try:
-            q[k] = arm.ik(poses[k], q[k - 1])
+            q[k] = arm.ik(poses[k], q[k - 1], pos_tol=IK_POS_TOL, rot_tol=IK_ROT_TOL)
         except (KinematicsError, SafetyViolation) as exc:
             raise SkillFailed(f"{doing}: waypoint {k} of {len(poses) - 1} ({k / (len(poses) - 1):.0%} of the way, "
                               f"TCP at {np.round(poses[k].t, 3).tolist()} m) is out of reach: {exc}") from exc
