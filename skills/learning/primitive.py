@@ -8,9 +8,10 @@ A path is an array of poses ``pq`` (N, 7): position (m) and unit quaternion
   of Pastor et al. 2009 that the library implements), so the demonstrated
   shape, e.g. a 15 cm lift over a wall, is kept in absolute terms when the
   start and goal move.
-- Several demonstrations: a ProMP over the 7 pose coordinates, one weight
-  vector per demonstration by ridge regression on the library's basis, and a
-  weight covariance = each coordinate's spread over the demonstrations + a prior that lets the
+- Several demonstrations: a ProMP over position and the rotation vector to the
+  segment's final orientation (6 coordinates), one weight vector per
+  demonstration by ridge regression on the library's basis, and a weight
+  covariance = each coordinate's spread over the demonstrations + a prior that lets the
   whole path shift and stretch (offset and linear-blend modes per
   coordinate).  Conditioning on the new start and goal then moves the whole
   path like the demonstrations moved, instead of bending only its ends.
@@ -51,6 +52,25 @@ def resample(t: np.ndarray, pq: np.ndarray, n: int) -> tuple[np.ndarray, np.ndar
     return ts, y
 
 
+def _xyzw(q_wxyz: np.ndarray) -> np.ndarray:
+    return np.array([q_wxyz[1], q_wxyz[2], q_wxyz[3], q_wxyz[0]])
+
+
+def to_goal_coordinates(pq: np.ndarray) -> np.ndarray:
+    """(N, 6): position, and the rotation vector from the segment's last orientation to each one.
+
+    Conditioning a ProMP on quaternion components blends them linearly, which swings the
+    wrist when the new goal is turned far from the shown one; rotation vectors relative to
+    the goal are small, vanish at the goal, and blend as rotations.
+    """
+    from scipy.spatial.transform import Rotation
+
+    q = align_quaternions(pq)[:, 3:]
+    R = Rotation.from_quat(q[:, [1, 2, 3, 0]])
+    r = (R[-1].inv() * R).as_rotvec()
+    return np.column_stack([pq[:, :3], r])
+
+
 def _near(q: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return -q if np.dot(q, ref) < 0 else q
 
@@ -79,14 +99,11 @@ class Primitive:
     def fit_promp(cls, ts: list[np.ndarray], pqs: list[np.ndarray]) -> Primitive:
         from movement_primitives.promp import ProMP
 
-        ref = pqs[0][0, 3:]
-        promp = ProMP(n_dims=7, n_weights_per_dim=PROMP_WEIGHTS)
+        promp = ProMP(n_dims=6, n_weights_per_dim=PROMP_WEIGHTS)
         weights = []
         for t, pq in zip(ts, pqs):
-            y = align_quaternions(pq)
-            y[:, 3:] *= 1.0 if np.dot(y[0, 3:], ref) >= 0 else -1.0  # one hemisphere for all demos
             phase = (t - t[0]) / (t[-1] - t[0])
-            weights.append(promp.weights(phase, y, lmbda=1e-8))
+            weights.append(promp.weights(phase, to_goal_coordinates(pq), lmbda=1e-8))
         duration = float(np.mean([t[-1] - t[0] for t in ts]))
         return cls("promp", duration, {"n_weights_per_dim": PROMP_WEIGHTS,
                                        "demo_weights": np.asarray(weights).tolist()})
@@ -133,28 +150,31 @@ class Primitive:
         # Keep each coordinate's own spread over time but drop the correlations between coordinates:
         # from a handful of demonstrations they are chance (a turned wrist "predicting" a longer
         # reach), and conditioning on a new goal orientation would then drag the position with it.
-        cov *= np.kron(np.eye(7), np.ones((n_w, n_w)))
+        n_dims = w.shape[1] // n_w
+        cov *= np.kron(np.eye(n_dims), np.ones((n_w, n_w)))
         ramp = np.linspace(0.0, 1.0, n_w)
         prior_1d = PROMP_PRIOR_SHIFT**2 * (np.outer(1 - ramp, 1 - ramp) + np.outer(ramp, ramp))
         prior_1d += PROMP_PRIOR_LOCAL**2 * np.eye(n_w)
-        return mean, cov + np.kron(np.eye(7), prior_1d)
+        return mean, cov + np.kron(np.eye(n_dims), prior_1d)
 
     def _rollout_promp(self, start: np.ndarray, goal: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
         from movement_primitives.promp import ProMP
+        from scipy.spatial.transform import Rotation
 
         n_w = int(self.params["n_weights_per_dim"])
-        promp = ProMP(n_dims=7, n_weights_per_dim=n_w)
+        promp = ProMP(n_dims=6, n_weights_per_dim=n_w)
         mean, cov = self.distribution()
         promp.from_weight_distribution(mean, cov)
         n = max(int(round(self.duration / dt)), 2)
         phase = np.linspace(0.0, 1.0, n + 1)
-        nominal = promp.mean_trajectory(phase)
-        s = np.concatenate([start[:3], _near(np.asarray(start[3:], dtype=float), nominal[0, 3:])])
-        g = np.concatenate([goal[:3], _near(np.asarray(goal[3:], dtype=float), nominal[-1, 3:])])
-        noise = PROMP_CONDITION_STD**2 * np.eye(7)
-        promp = promp.condition_position(s, y_cov=noise, t=0.0, t_max=1.0)
-        promp = promp.condition_position(g, y_cov=noise, t=1.0, t_max=1.0)
-        return phase * self.duration, promp.mean_trajectory(phase)
+        R_goal = Rotation.from_quat(_xyzw(np.asarray(goal[3:], dtype=float)))
+        r0 = (R_goal.inv() * Rotation.from_quat(_xyzw(np.asarray(start[3:], dtype=float)))).as_rotvec()
+        noise = PROMP_CONDITION_STD**2 * np.eye(6)
+        promp = promp.condition_position(np.concatenate([start[:3], r0]), y_cov=noise, t=0.0, t_max=1.0)
+        promp = promp.condition_position(np.concatenate([goal[:3], np.zeros(3)]), y_cov=noise, t=1.0, t_max=1.0)
+        y = promp.mean_trajectory(phase)
+        q = (R_goal * Rotation.from_rotvec(y[:, 3:])).as_quat()
+        return phase * self.duration, np.column_stack([y[:, :3], q[:, 3], q[:, :3]])
 
     # ---- file ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
