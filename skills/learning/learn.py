@@ -116,7 +116,7 @@ def reproduce(task: TaskDemo, motion: MotionModel) -> tuple[np.ndarray, np.ndarr
     seg = task.segment(motion.name)
     if seg is None:
         return None
-    return motion.primitive.rollout(seg.pq[0], seg.pq[-1], dt=CHECK_DT)
+    return motion.primitive.rollout_positions(seg.pq[0], seg.pq[-1], dt=CHECK_DT)
 
 
 def _fit_error(tasks: list[TaskDemo], motions: list[MotionModel]) -> tuple[list[float], float]:

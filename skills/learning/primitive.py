@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 ROLLOUT_DT = 0.01  # s between rolled-out waypoints (100 Hz)
-DMP_WEIGHTS_PER_SECOND = 25  # basis functions per second of motion, per coordinate
-DMP_MIN_WEIGHTS, DMP_MAX_WEIGHTS = 15, 80
+DMP_WEIGHTS_PER_SECOND = 15  # basis functions per second of motion, per coordinate (more fit the tremor)
+DMP_MIN_WEIGHTS, DMP_MAX_WEIGHTS = 10, 60
 FIT_RATE = 30.0  # Hz: demonstrations are resampled to this before fitting (human motion is far slower; the
 # library's ridge regression is cubic in the sample count, and fewer samples amplify sensor noise less)
 PROMP_WEIGHTS = 30  # basis functions per coordinate (ProMPs work on the normalised phase)
@@ -126,6 +126,29 @@ class Primitive:
         y = y + (1 - w) * (s0 - y[0]) + w * (g - y[-1])
         y[:, 3:] /= np.linalg.norm(y[:, 3:], axis=1, keepdims=True)
         return t, y
+
+    def rollout_positions(self, start: np.ndarray, goal: np.ndarray, dt: float = ROLLOUT_DT) -> tuple[np.ndarray, np.ndarray]:
+        """Times and TCP positions only (N, 3): what the reproduction check compares.
+
+        A Cartesian DMP's position part is an ordinary 3-D DMP with the first half of its
+        weights; rolling out only that halves the check's cost (the quaternion part is the
+        slow one).
+        """
+        if self.kind != "dmp":
+            t, y = self.rollout(start, goal, dt)
+            return t, y[:, :3]
+        from movement_primitives.dmp import DMP
+
+        n_w = int(self.params["n_weights_per_dim"])
+        dmp = DMP(n_dims=3, execution_time=self.duration, dt=dt, int_dt=dt, n_weights_per_dim=n_w)
+        dmp.set_weights(np.asarray(self.params["weights"], dtype=float)[:3 * n_w])
+        dmp.configure(start_y=np.asarray(start[:3], dtype=float), goal_y=np.asarray(goal[:3], dtype=float))
+        t, y = dmp.open_loop()
+        t = np.asarray(t, dtype=float)
+        s = ((t - t[0]) / (t[-1] - t[0]))[:, None]
+        w = 10 * s**3 - 15 * s**4 + 6 * s**5  # the same end corrections as rollout()
+        y = np.asarray(y, dtype=float)
+        return t, y + (1 - w) * (start[:3] - y[0]) + w * (goal[:3] - y[-1])
 
     def _rollout_dmp(self, start: np.ndarray, goal: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
         from movement_primitives.dmp import CartesianDMP

@@ -42,7 +42,7 @@ def skill_spec(skill: LearnedSkill) -> SkillSpec:
         f"{skill.description}\n\nLearned from {len(prov.get('demos', []))} demonstration(s) "
         f"({skill.method}, fit error {prov.get('fit_error_rms_m', float('nan')) * 1000:.1f} mm RMS) on "
         f"{prov.get('learned', '?')}; shown with {skill.object_example} -> {skill.target_example} "
-        f"(the target must be a {skill.target_kind})."
+        f"(the target must be {_a(skill.target_kind)})."
     )
     learned.__qualname__ = learned.__name__ = skill.name
     return _spec_from_function(learned, skill.name, skill.examples)
@@ -60,8 +60,8 @@ def run(ctx: SkillContext, skill: LearnedSkill, object: str, target: str) -> Non
 
         target, kind = _free_slot(ctx, target), "slot"  # "into the tray": the first free slot, as place does
     if kind != skill.target_kind:
-        raise SkillFailed(f"{skill.name}: target '{target}' is a {kind}, but the skill was shown putting things "
-                          f"into a {skill.target_kind} ({skill.target_example}); give a {skill.target_kind}")
+        raise SkillFailed(f"{skill.name}: target '{target}' is {_a(kind)}, but the skill was shown putting things "
+                          f"into {_a(skill.target_kind)} ({skill.target_example}); give {_a(skill.target_kind)}")
     if object == target:
         raise SkillFailed(f"{skill.name}: cannot put '{object}' on itself")
     if ctx.holding is not None or ctx.gripper.grasped():
@@ -94,6 +94,10 @@ def run(ctx: SkillContext, skill: LearnedSkill, object: str, target: str) -> Non
     ok, why = placed(ctx, object, target, kind)
     if not ok:
         raise SkillFailed(f"{skill.name}: '{object}' is not in {target}: {why}")
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
 
 
 def _motion(skill: LearnedSkill, name: str) -> MotionModel:
