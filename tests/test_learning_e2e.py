@@ -87,3 +87,12 @@ def test_learn_cli_errors_are_one_paragraph(tmp_path: Path) -> None:
     empty = tmp_path / "empty.npz"
     empty.write_bytes(b"")
     assert main(["learn", str(empty), "--name", "x", "--cell", str(MOVING)]) == 2
+
+
+def test_the_language_teacher_grounds_a_prompt_to_the_learned_skill(wall_skill: Path) -> None:
+    from robocell.skills.language import Teacher
+
+    teacher = Teacher(registry=load_registry([wall_skill]))
+    plan = teacher.understand("carry the red block over the wall into slot 2 of the tray", WALL)
+    steps = plan.program.to_data()["steps"]
+    assert steps == [{"carry_over_wall": {"object": "red_block", "target": "tray.slot2"}}]

@@ -264,8 +264,13 @@ class ClauseParser:
             i += 1
         return [c for c in out if c.words]
 
-    @staticmethod
-    def _attach(clause: Clause, np_: NounPhrase, prep: str | None) -> None:
+    def _attach(self, clause: Clause, np_: NounPhrase, prep: str | None) -> None:
+        if np_.fixture is not None and self.vocab.fixtures.get(np_.fixture) == "obstacle":
+            # "over the wall", "around the post": an obstacle says how to go, never what or where;
+            # kept in the clause's words so a skill taught "over the wall" still matches
+            np_.scenery = np_.fixture
+            clause.verb += [prep or "", np_.fixture]
+            return
         if np_.device or np_.scenery and prep is None:
             clause.verb.append("gripper" if np_.device else np_.scenery or "")
             return
