@@ -92,7 +92,7 @@ def test_example_cells_check_and_describe(path: Path) -> None:
     text = describe(load_cell_spec(path))
     assert "tray: tray" in text and "moved per seed by x [-0.1, 0.1] m, y [-0.1, 0.1] m, yaw [-0.785, 0.785] rad" in text
     if path == WALL:
-        assert "wall: obstacle, solid 0.3 x 0.02 x 0.1 m box, grey, at [0.5, 0, 0] m; keep-out" in text
+        assert "wall: obstacle, solid 0.3 x 0.02 x 0.16 m box, grey, at [0.5, 0, 0] m; keep-out" in text
 
 
 # ---- an obstacle in a running cell ----------------------------------------------------------
@@ -108,7 +108,7 @@ def test_obstacle_is_a_named_frame_but_never_a_place(wall_cell: Cell) -> None:
     from robocell.testing import assert_in, where_is
 
     assert np.allclose(wall_cell.frame("wall").t, [0.5, 0.0, 0.0])
-    assert np.allclose(wall_cell.frame("above_wall").t, [0.5, 0.0, 0.25])
+    assert np.allclose(wall_cell.frame("above_wall").t, [0.5, 0.0, 0.31])
     assert "wall" in wall_cell.frame_names()
     ctx = SkillContext.create(wall_cell, log=lambda s: None)
     start = wall_cell.object_pose("red_block").t
