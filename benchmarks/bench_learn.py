@@ -134,8 +134,6 @@ def main() -> int:
     ap.add_argument("--tasks", nargs="*", default=[t.name for t in TASKS])
     args = ap.parse_args()
 
-    from threadpoolctl import threadpool_limits
-
     from robocell.cellfile import load_cell_spec
     from robocell.skills.learning import learn
 
@@ -164,8 +162,7 @@ def main() -> int:
                     times.append(res.learn_time)
                 res.skill.save(lib)
                 results[label] = (name, res)
-                with threadpool_limits(1):
-                    base = statistics.median(baseline_fit(list(res.tasks)) for _ in range(5))
+                base = statistics.median(baseline_fit(list(res.tasks)) for _ in range(5))
                 per_demo = statistics.median(times) / len(use)
                 print(f"{label}: {res.skill.method}, fit error {res.fit_rms * 1000:.2f} mm RMS "
                       f"({', '.join(f'{r * 1000:.2f}' for r in res.fit_rms_per_demo)}), {res.fit_max * 1000:.2f} mm max; "

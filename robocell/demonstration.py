@@ -237,7 +237,7 @@ class Demonstration:
             events = tuple(GripperEvent(float(a), k, int(i)) for a, k, i in zip(et, kinds, idx))  # type: ignore[arg-type]
         return cls(t=t - t[0], q=q, tcp=tcp, gripper_width=width, grasped=grasped, objects=objects,
                    objects_end=objects_end, fixtures=fixtures, provenance=prov,
-                   events=events or detect_events(t - t[0], width))
+                   events=events)
 
 
 def arm_model_name(spec: CellSpec, arm: str) -> str:

@@ -12,7 +12,7 @@ import numpy as np
 from robocell.demonstration import Demonstration, file_sha256, iso_now
 from robocell.errors import DemoError, SkillError
 from robocell.skills.learning.model import LearnedSkill, MotionModel
-from robocell.skills.learning.primitive import Primitive, align_quaternions
+from robocell.skills.learning.primitive import Primitive
 from robocell.skills.learning.segment import TaskDemo, pq_of, segment_demo
 
 if TYPE_CHECKING:
@@ -145,4 +145,4 @@ def _version() -> str:
     return robocell.__version__
 
 
-__all__ = ["LearnResult", "align_quaternions", "learn", "load_demos", "mean_pose", "reproduce"]
+__all__ = ["LearnResult", "learn", "load_demos", "mean_pose", "reproduce"]

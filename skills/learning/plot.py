@@ -64,7 +64,7 @@ def plot(result: LearnResult, spec: CellSpec, out: str | Path) -> Path:
         ax.scatter(*T.t, marker=mark, s=60, facecolors="k" if filled else "none", edgecolors="k")
         ax.text(*T.t, f"  {what}", fontsize=7)
     for fx in spec.fixtures:
-        if getattr(fx, "type", "") == "obstacle":
+        if fx.is_obstacle:
             _box(ax, fx.pose.se3(), fx.size)
     ax.set_xlabel("x (m)")
     ax.set_ylabel("y (m)")

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+
 import numpy as np
 from spatialmath import SE3
 
+from robocell.cellfile import ObjectSpec
 from robocell.demonstration import arm_model_name
-from robocell.errors import KinematicsError, MotionError, SafetyViolation, SkillError, SkillFailed
+from robocell.errors import KinematicsError, SafetyViolation, SkillError, SkillFailed
+from robocell.skills.builtin import _move
+from robocell.skills.context import SkillContext
 from robocell.skills.learning.model import LearnedSkill, MotionModel
 from robocell.skills.learning.segment import path_frame, pq_of, se3_of, target_kind
-from robocell.skills.context import SkillContext
-from robocell.cellfile import ObjectSpec
 from robocell.skills.registry import ObjectName, SkillSpec, TargetName, _spec_from_function
 
 # Waypoints are 10 ms apart: an IK error of 1 mm between neighbours reads as ~10 rad/s^2 of
@@ -79,7 +81,7 @@ def run(ctx: SkillContext, skill: LearnedSkill, object: str, target: str) -> Non
     ctx.gripper.close()
     if not ctx.gripper.grasped():
         up = SE3.Trans(0, 0, LIFT_AFTER_MISS) * ctx.arm.state().tcp
-        _guard(lambda: ctx.arm.move_pose(up, linear=True), "backing off after a missed grasp")
+        _move(ctx, lambda: ctx.arm.move_pose(up, linear=True), "backing off after a missed grasp")
         raise SkillFailed(f"{skill.name}: the gripper closed on nothing at '{object}' (width "
                           f"{ctx.gripper.width() * 1000:.1f} mm); the object may have moved or its pose is wrong")
     ctx.holding = object
@@ -204,7 +206,7 @@ def _follow(ctx: SkillContext, motion: MotionModel, F: SE3, goal: np.ndarray, fl
                               f"{k - 1} and {k} (limit {MAX_JOINT_STEP} rad): the path passes near a singularity "
                               "or a joint limit for this object and target pose")
     traj = retimed(ctx, t, q, np.array([p.t for p in poses]))
-    _guard(lambda: arm.follow(traj), doing)
+    _move(ctx, lambda: arm.follow(traj), doing)
 
 
 def plan_world(skill: LearnedSkill, obj_spec: ObjectSpec, T_obj: SE3, T_tgt: SE3,
@@ -244,13 +246,6 @@ def retimed(ctx: SkillContext, t: np.ndarray, q: np.ndarray, tcp: np.ndarray):  
     if scale > 1.0:
         scale *= TIME_MARGIN
     return timed_trajectory(t * scale, q)
-
-
-def _guard(motion: object, doing: str) -> None:
-    try:
-        motion()  # type: ignore[operator]
-    except (KinematicsError, MotionError, SafetyViolation) as exc:
-        raise SkillFailed(f"{doing} failed: {exc}") from exc
 
 
 def placed(ctx: SkillContext, obj: str, target: str, kind: str) -> tuple[bool, str]:

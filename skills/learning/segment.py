@@ -25,9 +25,10 @@ from spatialmath.base import r2q
 
 from robocell.demonstration import Demonstration, GripperEvent
 from robocell.errors import DemoError
+from robocell.skills.geometry import yaw_of
 
 if TYPE_CHECKING:
-    from robocell.cellfile import CellSpec
+    from robocell.cellfile import CellSpec, FixtureSpec
 
 GRASP_REACH = 0.06  # m: the picked object's centre must be this close to the TCP when the gripper closes
 PATH_MIN_RUN = 0.05  # m: a segment moving less than this horizontally takes its heading from its anchor
@@ -151,8 +152,7 @@ def path_frame(start: np.ndarray, end: np.ndarray, anchor: SE3) -> SE3:
     if float(np.linalg.norm(run)) >= PATH_MIN_RUN:
         yaw = float(np.arctan2(run[1], run[0]))
     else:
-        x = np.asarray(anchor.R)[:, 0]
-        yaw = float(np.arctan2(x[1], x[0]))
+        yaw = yaw_of(anchor)
     return SE3.Trans(np.asarray(start, dtype=float)) * SE3.Rz(yaw)
 
 
@@ -202,8 +202,7 @@ def target_kind(spec: CellSpec, name: str) -> str:
 def _target(spec: CellSpec, demo: Demonstration, obj: str, p: np.ndarray, where: str) -> tuple[str, str]:
     """Where the object came to rest: a tray slot, a fixture, or on top of another object."""
     for fx in spec.fixtures:
-        T = demo.fixtures.get(fx.name, fx.pose.se3())
-        moved = fx.model_copy(update={"pose": type(fx.pose).from_se3(T)})
+        moved = _as_recorded(fx, demo)
         if not moved.contains(p):
             continue
         if fx.slots is not None:
@@ -220,15 +219,21 @@ def _target(spec: CellSpec, demo: Demonstration, obj: str, p: np.ndarray, where:
                     "object; name the target with --target (a fixture, tray slot, object or frame)")
 
 
+def _as_recorded(fx: FixtureSpec, demo: Demonstration) -> FixtureSpec:
+    """The fixture where the demonstration recorded it (it may have been moved since the cell file)."""
+    if fx.name not in demo.fixtures:
+        return fx
+    return fx.model_copy(update={"pose": type(fx.pose).from_se3(demo.fixtures[fx.name])})
+
+
 def scene_frame(spec: CellSpec, name: str, demo: Demonstration) -> SE3:
     """World pose of a named target as it was during the demonstration (recorded object and fixture poses)."""
     if name in demo.objects:
         return demo.objects[name]
     for fx in spec.fixtures:
-        T = demo.fixtures.get(fx.name, fx.pose.se3())
+        moved = _as_recorded(fx, demo)
         if fx.name == name:
-            return T
-        moved = fx.model_copy(update={"pose": type(fx.pose).from_se3(T)})
+            return moved.pose.se3()
         if name in (slots := moved.slot_poses()):
             return slots[name]
     for f in spec.frames:
