@@ -7,7 +7,11 @@ changed nothing: the commanded joints, the mode and the last motion.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
+from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -30,6 +34,10 @@ def parts() -> Any:
 @pytest.fixture
 def ctl(raw: RawClient) -> RawClient:
     """A client holding the lease, with the arm idle (after earlier tests' stops)."""
+    return _leased(raw)
+
+
+def _leased(raw: RawClient) -> RawClient:
     t_end = time.monotonic() + 5.0
     while True:
         rep = raw.call("lease_acquire")
@@ -213,19 +221,31 @@ def test_a_duplicated_command_id_is_executed_once(ctl: RawClient, server: Server
     assert len(lines) == 1 and '"ok":true' in lines[0]
 
 
-def test_stop_overtakes_queued_commands(ctl: RawClient) -> None:
-    q0 = np.asarray(_state(ctl)["q_cmd"])
-    rep = ctl.call("move_joints", {"q": (q0 + np.r_[0.8, np.zeros(6)]).tolist()})
-    assert rep["ok"], rep
-    motion = rep["result"]["motion"]
-    burst = [ctl.msg("world") for _ in range(300)]  # each needs a control tick (~1 ms)
-    stop = ctl.msg("stop")
-    for m in burst:
-        ctl.send_raw(msgpack.packb(m))
-    ctl.send_raw(msgpack.packb(stop))
-    order = [ctl.recv()["id"] for _ in range(301)]
-    assert order.index(stop["id"]) < 300  # answered before the commands queued ahead of it
-    assert _wait_done(ctl, motion)["status"] == "cancelled"
+def test_stop_overtakes_queued_commands(tmp_path: Path) -> None:
+    # Its own server, frozen (SIGSTOP) while the burst and the stop are sent, so the
+    # stop is guaranteed to queue behind unread commands. Without the freeze, a client
+    # descheduled for 300 ms lets the server answer the whole burst before the stop
+    # exists, and the test cannot tell. The long watchdog covers the freeze.
+    with ServerProcess(TABLETOP, "--watchdog", "2", "--lease-timeout", "5") as srv, \
+            closing(RawClient(srv.endpoint)) as raw:
+        assert srv.proc is not None
+        ctl = _leased(raw)
+        q0 = np.asarray(_state(ctl)["q_cmd"])
+        rep = ctl.call("move_joints", {"q": (q0 + np.r_[0.8, np.zeros(6)]).tolist()})
+        assert rep["ok"], rep
+        motion = rep["result"]["motion"]
+        burst = [ctl.msg("world") for _ in range(300)]  # each needs a control tick (~1 ms)
+        stop = ctl.msg("stop")
+        os.kill(srv.proc.pid, signal.SIGSTOP)
+        try:
+            for m in burst:
+                ctl.send_raw(msgpack.packb(m))
+            ctl.send_raw(msgpack.packb(stop))
+        finally:
+            os.kill(srv.proc.pid, signal.SIGCONT)
+        order = [ctl.recv()["id"] for _ in range(301)]
+        assert order.index(stop["id"]) < 300  # answered before the commands queued ahead of it
+        assert _wait_done(ctl, motion)["status"] == "cancelled"
 
 
 def test_servo_stream_is_applied_and_reported(ctl: RawClient) -> None:
