@@ -58,6 +58,9 @@ def learn_cmd(
     per = ", ".join(f"{r * 1000:.1f}" for r in result.fit_rms_per_demo)
     console.print(f"  fit error: {result.fit_rms * 1000:.2f} mm RMS ({per} per demonstration), "
                   f"{result.fit_max * 1000:.2f} mm max; learning took {result.learn_time * 1000:.0f} ms")
+    if result.skill.method == "promp":
+        mean = ", ".join(f"{r * 1000:.1f}" for r in result.mean_rms_per_demo)
+        console.print(f"  mean path: {mean} mm RMS from each demonstration (how far they lie from their average)")
     console.print(f"[green]saved[/] {path}; run it with --skills {library}, e.g.\n"
                   f"  robocell eval {name} object={task.object} target={task.target} --cell {cell_file} "
                   f"--skills {library}")

@@ -29,6 +29,9 @@ class LearnResult:
     fit_rms: float  # m, TCP position, over every segment of every demonstration
     fit_max: float  # m
     fit_rms_per_demo: tuple[float, ...]
+    # m: the rolled-out primitive (a ProMP: its conditioned mean) against each demonstration; for a
+    # DMP the fit itself, for a ProMP mostly how far the demonstrations lie from their average
+    mean_rms_per_demo: tuple[float, ...]
     learn_time: float  # s: segmentation, fitting and the reproduction check (files excluded)
 
 
@@ -69,7 +72,7 @@ def learn(demos: list[Demonstration], spec: CellSpec, *, name: str, description:
             prim = Primitive.fit_dmp(ts[0], pqs[0]) if method == "dmp" else Primitive.fit_promp(ts, pqs)
             motions.append(MotionModel(seg_name, segs[0].frame if segs[0] else "target", prim,
                                        mean_pose([s.goal for s in segs if s is not None])))
-        rms_each, max_err = _fit_error(tasks, motions)
+        rms_each, max_err, mean_each = _fit_error(tasks, motions)
         elapsed = time.perf_counter() - t0
     first = tasks[0]
     skill = LearnedSkill(
@@ -82,6 +85,7 @@ def learn(demos: list[Demonstration], spec: CellSpec, *, name: str, description:
         provenance={
             "learned": iso_now(), "method": method, "robocell_version": _version(),
             "fit_error_rms_m": float(np.sqrt(np.mean(np.square(rms_each)))), "fit_error_max_m": max_err,
+            "mean_path_error_rms_m": float(np.sqrt(np.mean(np.square(mean_each)))),
             "learn_time_s": elapsed,
             "demos": [{"file": str(f), "sha256": file_sha256(f), "cell": d.provenance.cell, "arm": d.provenance.arm,
                        "date": d.provenance.date, "source": d.provenance.source, "samples": d.n_samples,
@@ -90,7 +94,7 @@ def learn(demos: list[Demonstration], spec: CellSpec, *, name: str, description:
         },
     )
     rms = float(np.sqrt(np.mean(np.square(rms_each))))
-    return LearnResult(skill, tuple(tasks), rms, max_err, tuple(rms_each), elapsed)
+    return LearnResult(skill, tuple(tasks), rms, max_err, tuple(rms_each), tuple(mean_each), elapsed)
 
 
 def mean_pose(pqs: list[np.ndarray]) -> np.ndarray:
@@ -119,24 +123,38 @@ def reproduce(task: TaskDemo, motion: MotionModel) -> tuple[np.ndarray, np.ndarr
     return motion.primitive.rollout_positions(seg.pq[0], seg.pq[-1], dt=CHECK_DT)
 
 
-def _fit_error(tasks: list[TaskDemo], motions: list[MotionModel]) -> tuple[list[float], float]:
-    per_demo, worst = [], 0.0
+def _fit_error(tasks: list[TaskDemo], motions: list[MotionModel]) -> tuple[list[float], float, list[float]]:
+    """Per demonstration: the fit's RMS error, the worst error of all, and the rolled-out path's RMS error.
+
+    Paths are compared at the same phase (a ProMP's duration is the demonstrations'
+    mean).  A DMP's fit is its roll-out between the segment's own start and end; a
+    ProMP's is each demonstration's own weights (see ``Primitive.demo_positions``).
+    """
+    fit, mean, worst = [], [], 0.0
+    index = {m.name: 0 for m in motions}  # a demonstration's row among a ProMP's weights
     for task in tasks:
-        sq: list[np.ndarray] = []
+        sq_fit: list[np.ndarray] = []
+        sq_mean: list[np.ndarray] = []
         for m in motions:
             seg = task.segment(m.name)
             out = reproduce(task, m)
             if seg is None or out is None:
                 continue
             t, y = out
-            # compare at the same phase: a ProMP's duration is the demonstrations' mean
             phase = np.linspace(0.0, 1.0, len(seg.t))
             yi = np.column_stack([np.interp(phase, t / t[-1], y[:, j]) for j in range(3)])
-            err = np.linalg.norm(yi - seg.pq[:, :3], axis=1)
-            sq.append(err**2)
+            err_mean = np.linalg.norm(yi - seg.pq[:, :3], axis=1)
+            if m.primitive.kind == "promp":
+                err = np.linalg.norm(m.primitive.demo_positions(index[m.name], phase) - seg.pq[:, :3], axis=1)
+                index[m.name] += 1
+            else:
+                err = err_mean
+            sq_fit.append(err**2)
+            sq_mean.append(err_mean**2)
             worst = max(worst, float(err.max()))
-        per_demo.append(float(np.sqrt(np.mean(np.concatenate(sq)))))
-    return per_demo, worst
+        fit.append(float(np.sqrt(np.mean(np.concatenate(sq_fit)))))
+        mean.append(float(np.sqrt(np.mean(np.concatenate(sq_mean)))))
+    return fit, worst, mean
 
 
 def _version() -> str:

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from robocell.skills.learning import dmpmath
+
 ROLLOUT_DT = 0.01  # s between rolled-out waypoints (100 Hz)
 DMP_WEIGHTS_PER_SECOND = 15  # basis functions per second of motion, per coordinate (more fit the tremor)
 DMP_MIN_WEIGHTS, DMP_MAX_WEIGHTS = 10, 60
@@ -38,9 +40,10 @@ PROMP_CONDITION_STD = 1e-4  # how tightly the start and goal are imposed
 def align_quaternions(pq: np.ndarray) -> np.ndarray:
     """Flip quaternion signs so consecutive ones lie in the same hemisphere (q and -q are one rotation)."""
     out = np.array(pq, dtype=float, copy=True)
-    for i in range(1, len(out)):
-        if np.dot(out[i, 3:], out[i - 1, 3:]) < 0:
-            out[i, 3:] *= -1
+    q = out[:, 3:]
+    flips = np.einsum("ij,ij->i", q[1:], q[:-1]) < 0  # against the raw neighbour
+    sign = np.concatenate([[1.0], np.cumprod(np.where(flips, -1.0, 1.0))])
+    out[:, 3:] = q * sign[:, None]
     return out
 
 
@@ -92,7 +95,7 @@ class Primitive:
         n_w = int(np.clip(round(duration * DMP_WEIGHTS_PER_SECOND), DMP_MIN_WEIGHTS, DMP_MAX_WEIGHTS))
         ts, ys = resample(t - t[0], align_quaternions(pq), max(int(round(duration * FIT_RATE)), 2 * n_w))
         dmp = CartesianDMP(execution_time=duration, dt=float(ts[1] - ts[0]), n_weights_per_dim=n_w)
-        dmp.imitate(ts, ys)
+        dmpmath.imitate_cartesian(dmp, ts, ys)  # = dmp.imitate(ts, ys), without its per-sample loops
         return cls("dmp", duration, {"n_weights_per_dim": n_w, "weights": dmp.get_weights().tolist()})
 
     @classmethod
@@ -102,6 +105,9 @@ class Primitive:
         promp = ProMP(n_dims=6, n_weights_per_dim=PROMP_WEIGHTS)
         weights = []
         for t, pq in zip(ts, pqs):
+            # the ridge regression is over all samples of all 6 coordinates at once: resampled
+            # like the DMP's input it costs a tenth, and the 30 basis functions see no difference
+            t, pq = resample(t, align_quaternions(pq), max(int(round((t[-1] - t[0]) * FIT_RATE)), 2 * PROMP_WEIGHTS))
             phase = (t - t[0]) / (t[-1] - t[0])
             weights.append(promp.weights(phase, to_goal_coordinates(pq), lmbda=1e-8))
         duration = float(np.mean([t[-1] - t[0] for t in ts]))
@@ -128,40 +134,42 @@ class Primitive:
         return t, y
 
     def rollout_positions(self, start: np.ndarray, goal: np.ndarray, dt: float = ROLLOUT_DT) -> tuple[np.ndarray, np.ndarray]:
-        """Times and TCP positions only (N, 3): what the reproduction check compares.
-
-        A Cartesian DMP's position part is an ordinary 3-D DMP with the first half of its
-        weights; rolling out only that halves the check's cost (the quaternion part is the
-        slow one).
-        """
+        """Times and TCP positions only (N, 3): what the reproduction check compares."""
         if self.kind != "dmp":
             t, y = self.rollout(start, goal, dt)
             return t, y[:, :3]
+        t, y = self._dmp_positions(np.asarray(start[:3], dtype=float), np.asarray(goal[:3], dtype=float), dt)
+        s = ((t - t[0]) / (t[-1] - t[0]))[:, None]
+        w = 10 * s**3 - 15 * s**4 + 6 * s**5  # the same end corrections as rollout()
+        return t, y + (1 - w) * (start[:3] - y[0]) + w * (goal[:3] - y[-1])
+
+    def _dmp_positions(self, start: np.ndarray, goal: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
+        """The position half of the Cartesian DMP (the first half of its weights), integrated exactly."""
         from movement_primitives.dmp import DMP
 
         n_w = int(self.params["n_weights_per_dim"])
-        dmp = DMP(n_dims=3, execution_time=self.duration, dt=dt, int_dt=dt, n_weights_per_dim=n_w)
+        dmp = DMP(n_dims=3, execution_time=self.duration, dt=dt, n_weights_per_dim=n_w)
         dmp.set_weights(np.asarray(self.params["weights"], dtype=float)[:3 * n_w])
-        dmp.configure(start_y=np.asarray(start[:3], dtype=float), goal_y=np.asarray(goal[:3], dtype=float))
-        t, y = dmp.open_loop()
-        t = np.asarray(t, dtype=float)
-        s = ((t - t[0]) / (t[-1] - t[0]))[:, None]
-        w = 10 * s**3 - 15 * s**4 + 6 * s**5  # the same end corrections as rollout()
-        y = np.asarray(y, dtype=float)
-        return t, y + (1 - w) * (start[:3] - y[0]) + w * (goal[:3] - y[-1])
+        t = np.arange(0.0, self.duration + dt, dt)  # the library's open-loop time grid
+        a, b = float(dmp.alpha_y[0]), float(dmp.beta_y[0])
+        return t, dmpmath.rollout_position(dmp.forcing_term, a, b, self.duration, start, goal, t)
 
     def _rollout_dmp(self, start: np.ndarray, goal: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
         from movement_primitives.dmp import CartesianDMP
+        from movement_primitives.dmp._cartesian_dmp import dmp_open_loop_quaternion
 
-        # int_dt = dt: the library's default 1 ms sub-steps cost 6x the time for no visible change at 100 Hz
         dmp = CartesianDMP(execution_time=self.duration, dt=dt, int_dt=dt,
                            n_weights_per_dim=int(self.params["n_weights_per_dim"]))
         dmp.set_weights(np.asarray(self.params["weights"], dtype=float))
         start = np.asarray(start, dtype=float)
         goal = np.concatenate([goal[:3], _near(np.asarray(goal[3:], dtype=float), start[3:])])
-        dmp.configure(start_y=start, goal_y=goal)
-        t, y = dmp.open_loop()
-        return np.asarray(t, dtype=float), np.asarray(y, dtype=float)
+        t, pos = self._dmp_positions(start[:3], goal[:3], dt)
+        # orientation: the library's quaternion integrator; int_dt = dt (its 1 ms default costs
+        # 6x the time) lags a 100 deg/4 s wrist turn by 7 mrad, well inside the IK's reach
+        _, rot = dmp_open_loop_quaternion(self.duration, 0.0, dt, start[3:], goal[3:], dmp.alpha_y[3:],
+                                          dmp.beta_y[3:], dmp.forcing_term_rot, int_dt=dt)
+        n = min(len(t), len(rot))
+        return t[:n], np.hstack([pos[:n], np.asarray(rot, dtype=float)[:n]])
 
     def distribution(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean and covariance of the ProMP's weights (demonstrations' spread plus the shift prior)."""
@@ -179,6 +187,19 @@ class Primitive:
         prior_1d = PROMP_PRIOR_SHIFT**2 * (np.outer(1 - ramp, 1 - ramp) + np.outer(ramp, ramp))
         prior_1d += PROMP_PRIOR_LOCAL**2 * np.eye(n_w)
         return mean, cov + np.kron(np.eye(n_dims), prior_1d)
+
+    def demo_positions(self, i: int, phase: np.ndarray) -> np.ndarray:
+        """Positions (N, 3) of a ProMP's demonstration ``i`` from its own weights, at ``phase`` in [0, 1].
+
+        How well the basis represents each demonstration: the ProMP's fit error.
+        (Its conditioned mean is the demonstrations' average, and lies as far from
+        each one as they lie from each other.)
+        """
+        from movement_primitives.promp import ProMP
+
+        promp = ProMP(n_dims=6, n_weights_per_dim=int(self.params["n_weights_per_dim"]))
+        w = np.asarray(self.params["demo_weights"], dtype=float)[i]
+        return np.asarray(promp.trajectory_from_weights(phase, w), dtype=float)[:, :3]
 
     def _rollout_promp(self, start: np.ndarray, goal: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
         from movement_primitives.promp import ProMP

@@ -159,17 +159,18 @@ def path_frame(start: np.ndarray, end: np.ndarray, anchor: SE3) -> SE3:
 def _moving_span(tcp: np.ndarray, lo: int, hi: int) -> tuple[int, int]:
     """Drop the samples at either end where the TCP stands still (waiting for the gripper)."""
 
-    def still(i: int, j: int) -> bool:
-        dp = np.linalg.norm(tcp[i][:3, 3] - tcp[j][:3, 3])
-        c = (np.trace(tcp[i][:3, :3].T @ tcp[j][:3, :3]) - 1) / 2
-        return bool(dp < STILL_POSITION and np.arccos(np.clip(c, -1, 1)) < STILL_ROTATION)
+    def still(idx: np.ndarray, ref: int) -> np.ndarray:
+        dp = np.linalg.norm(tcp[idx, :3, 3] - tcp[ref, :3, 3], axis=1)
+        c = (np.einsum("kij,ij->k", tcp[idx, :3, :3], tcp[ref, :3, :3]) - 1) / 2  # trace(R_k^T R_ref)
+        return (dp < STILL_POSITION) & (np.arccos(np.clip(c, -1, 1)) < STILL_ROTATION)
 
-    a, b = lo, hi
-    while a < b and still(a + 1, lo):
-        a += 1
-    while b > a and still(b - 1, hi):
-        b -= 1
-    return a, b
+    def run_length(mask: np.ndarray) -> int:
+        return int(np.argmin(mask)) if not mask.all() else len(mask)
+
+    a = lo + run_length(still(np.arange(lo + 1, hi + 1), lo))
+    a = min(a, hi)
+    b = hi - run_length(still(np.arange(hi - 1, a - 1, -1), hi))
+    return a, max(b, a)
 
 
 def _picked_object(demo: Demonstration, p: np.ndarray, where: str) -> str:
