@@ -11,8 +11,10 @@ THREE (ProMP) of them, and reports:
 - recording: achieved rate and lost samples;
 - learning time per demonstration, against the library's bare imitation of
   the same segments in the same run (the baseline);
-- reproduction: the primitives' fit error (rolled out between each segment's
-  own start and end, compared at the same phase), and the executed skill's TCP
+- reproduction: the primitives' fit error (a DMP rolled out between each
+  segment's own start and end; a ProMP's path from each demonstration's own
+  weights; compared at the same phase), the ProMP's conditioned mean against
+  each demonstration, and the executed skill's TCP
   path against the demonstration in the demonstration's own scene (RMS of the
   distance from each path's samples to the other path);
 - generalisation: success over N trials with the object and the target moved
@@ -169,6 +171,10 @@ def main() -> int:
                       f"learning {per_demo * 1000:.1f} ms per demonstration (median of 7; segmentation, fit and "
                       f"reproduction check), library imitation alone {base / len(use) * 1000:.1f} ms "
                       f"-> {per_demo / (base / len(use)):.2f}x")
+                if res.skill.method == "promp":
+                    print(f"{label}: the ProMP's conditioned mean lies "
+                          f"{', '.join(f'{r * 1000:.1f}' for r in res.mean_rms_per_demo)} mm RMS from each "
+                          "demonstration (their spread; the fit error above is each one's own weights)")
             name1, _ = results["1 demo"]
             err = executed_error(task, None, demos[0], lib, name1)
             print(f"executed reproduction of demo 0 by {name1} in its own scene: {err * 1000:.2f} mm RMS path deviation")

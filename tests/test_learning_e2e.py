@@ -21,11 +21,11 @@ MOVING = ROOT / "examples" / "cells" / "tabletop_moving.yaml"
 WALL = ROOT / "examples" / "cells" / "wall.yaml"
 
 
-def _record(cell_file: Path, out: Path, lift: float = 0.0) -> Path:
+def _record(cell_file: Path, out: Path, lift: float = 0.0, rng: int = 3) -> Path:
     with Cell.load(cell_file) as cell:
         with record(cell, rate=100.0, source="script:test", cell_file=cell_file) as rec:
             release = slot_release(cell, "red_block", "tray.slot2")
-            human_like_pick_place(cell, "red_block", release, rng=np.random.default_rng(3), lift=lift)
+            human_like_pick_place(cell, "red_block", release, rng=np.random.default_rng(rng), lift=lift)
             cell.wait(0.3)
         return rec.demonstration().save(out)
 
@@ -57,6 +57,38 @@ def test_learned_skill_refuses_the_wrong_kind_of_target(wall_skill: Path) -> Non
     with Cell.load(WALL) as cell:
         with pytest.raises(SkillFailed, match="target 'green_block' is an object, but the skill was shown .* give a slot"):
             Skills(cell, registry=load_registry([wall_skill])).carry_over_wall("red_block", "green_block")
+
+
+def test_a_grasp_whose_carry_would_switch_ik_branch_is_replaced_before_the_arm_moves(tmp_path: Path) -> None:
+    # Found with benchmarks/bench_learn.py's demonstration and its trial 47: the best-ranked
+    # grasp's carry swings joint 1 by 0.6 rad between two waypoints near a joint limit.
+    from robocell.cellfile import load_cell_spec
+    from robocell.demonstration import Demonstration
+    from robocell.skills.learning import learn
+    from robocell.skills.learning import run as learned_run
+    from robocell.skills.learning.model import LearnedSkill
+
+    demo = Demonstration.load(_record(WALL, tmp_path / "wall.npz", lift=0.10, rng=100))
+    learn([demo], load_cell_spec(WALL), name="over_wall", object="red_block", target="tray.slot2").skill.save(tmp_path)
+    log: list[str] = []
+    with Cell.load(WALL, seed=1580135274) as cell:
+        s = Skills(cell, registry=load_registry([tmp_path]), log=log.append)
+        ctx, model = s.ctx, LearnedSkill.load(tmp_path / "over_wall.skill.json")
+        T_obj, T_tgt = cell.object_pose("red_block"), cell.frame("tray.slot2")
+        best = learned_run.grasp_candidates(model, cell.spec.object("red_block"), T_obj, T_tgt,
+                                            ik=learned_run._ik(ctx), q_now=ctx.arm.state().q,
+                                            lower=ctx.arm.safety.lower, upper=ctx.arm.safety.upper)[0]
+        approach = learned_run._solve(ctx, model.motion("approach"), best[0], model.grasp, best[1],
+                                      ctx.arm.state().q, ctx.arm.state().tcp, "approaching")
+        with pytest.raises(SkillFailed, match="would jump"):
+            learned_run._solve(ctx, model.motion("transport"), T_tgt, model.release, best[2], approach.q[-1],
+                               None, "carrying")
+        s.over_wall("red_block", "tray.slot2")  # falls back to the next grasp, and succeeds
+        assert any("is feasible" in line for line in log), log
+        assert not cell.backend.world.collisions
+        slot = cell.frame("tray.slot2")
+        local = (slot.inv() * cell.object_pose("red_block").t.reshape(3, 1)).ravel()
+        assert abs(local[0]) < 0.045 and abs(local[1]) < 0.045 and local[2] < 0.05
 
 
 def test_record_learn_and_run_a_pick_and_place(tmp_path: Path) -> None:

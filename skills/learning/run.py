@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from spatialmath import SE3
@@ -73,11 +74,8 @@ def run(ctx: SkillContext, skill: LearnedSkill, object: str, target: str) -> Non
     T_tgt = ctx.cell.frame(target)
     ctx.gripper.open()
 
-    approach = _motion(skill, "approach")
-    arm = ctx.arm
-    F_obj, grasp_flip, flip = choose_grasp(skill, spec.object(object), T_obj, T_tgt, ik=_ik(ctx),
-                                           q_now=arm.state().q, lower=arm.safety.lower, upper=arm.safety.upper)
-    _follow(ctx, approach, F_obj, skill.grasp, grasp_flip, f"approaching '{object}'")
+    plan = plan_joints(ctx, skill, spec.object(object), T_obj, T_tgt, object, target)
+    _run_segment(ctx, plan[0])
     ctx.gripper.close()
     if not ctx.gripper.grasped():
         up = SE3.Trans(0, 0, LIFT_AFTER_MISS) * ctx.arm.state().tcp
@@ -85,13 +83,11 @@ def run(ctx: SkillContext, skill: LearnedSkill, object: str, target: str) -> Non
         raise SkillFailed(f"{skill.name}: the gripper closed on nothing at '{object}' (width "
                           f"{ctx.gripper.width() * 1000:.1f} mm); the object may have moved or its pose is wrong")
     ctx.holding = object
-
-    _follow(ctx, _motion(skill, "transport"), T_tgt, skill.release, flip, f"carrying '{object}' to '{target}'")
+    _run_segment(ctx, plan[1])
     ctx.gripper.open()
     ctx.holding = None
-    retreat = skill.motion("retreat")
-    if retreat is not None:
-        _follow(ctx, retreat, T_tgt, retreat.goal, flip, "retreating")
+    for seg in plan[2:]:
+        _run_segment(ctx, seg)
     ctx.cell.wait(SETTLE)
     ok, why = placed(ctx, object, target, kind)
     if not ok:
@@ -116,21 +112,25 @@ def _angle(a: np.ndarray, b: np.ndarray) -> float:
 IkFn = Callable[[SE3, np.ndarray], "np.ndarray | None"]
 
 
-def choose_grasp(skill: LearnedSkill, o: ObjectSpec, T_obj: SE3, T_tgt: SE3, *,
-                 ik: IkFn | None = None, q_now: np.ndarray | None = None,
-                 lower: np.ndarray | None = None, upper: np.ndarray | None = None) -> tuple[SE3, int, int]:
-    """Which of the equivalent grasps and releases to use: (object frame, grasp flip, release flip).
+Grasp = tuple[SE3, int, int]  # object frame (turned by the object's symmetry), grasp flip, release flip
+
+
+def grasp_candidates(skill: LearnedSkill, o: ObjectSpec, T_obj: SE3, T_tgt: SE3, *,
+                     ik: IkFn | None = None, q_now: np.ndarray | None = None,
+                     lower: np.ndarray | None = None, upper: np.ndarray | None = None) -> list[Grasp]:
+    """The equivalent grasps and releases, best first: (object frame, grasp flip, release flip).
 
     A square block looks the same every quarter turn, any other block every half turn;
     a parallel gripper is the same after a half turn about its axis.  With an arm (``ik``)
-    the combination whose grasp and release configurations stay furthest from the joint
-    limits wins (a wrist that starts the carry at its limit cannot turn any further);
-    without one, the grasp turned least from the demonstrated one.
+    only combinations whose grasp and release are reachable are kept, those whose grasp and
+    release configurations stay furthest from the joint limits first (a wrist that starts the
+    carry at its limit cannot turn any further); without one, the grasp turned least from the
+    demonstrated one first.
     """
     square = o.shape == "cylinder" or (o.shape == "box" and abs(o.size[0] - o.size[1]) < 1e-3)
     step = math.pi / 2 if square else math.pi
     ref = se3_of(skill.demo_grasp_world).R
-    best: tuple[float, SE3, int, int] | None = None
+    scored: list[tuple[float, int, Grasp]] = []
     for k in range(int(round(2 * math.pi / step))):
         F = T_obj * SE3.Rz(k * step)
         for gflip in (0, 1):
@@ -146,12 +146,18 @@ def choose_grasp(skill: LearnedSkill, o: ObjectSpec, T_obj: SE3, T_tgt: SE3, *,
                     if q_g is None or q_r is None:
                         continue
                     score = min(_margin(q_g, lower, upper), _margin(q_r, lower, upper)) - 0.05 * turn
-                if best is None or score > best[0] + 1e-9:
-                    best = (score, F, gflip, rflip)
-    if best is None:
+                scored.append((round(score, 9), -len(scored), (F, gflip, rflip)))  # ties: the first one
+    if not scored:
         raise SkillFailed(f"{skill.name}: no grasp of the object at {np.round(T_obj.t, 3).tolist()} m and release "
                           f"at {np.round(T_tgt.t, 3).tolist()} m is reachable within the joint limits")
-    return best[1], best[2], best[3]
+    return [c for _, _, c in sorted(scored, key=lambda x: (x[0], x[1]), reverse=True)]
+
+
+def choose_grasp(skill: LearnedSkill, o: ObjectSpec, T_obj: SE3, T_tgt: SE3, *,
+                 ik: IkFn | None = None, q_now: np.ndarray | None = None,
+                 lower: np.ndarray | None = None, upper: np.ndarray | None = None) -> Grasp:
+    """The best of :func:`grasp_candidates`."""
+    return grasp_candidates(skill, o, T_obj, T_tgt, ik=ik, q_now=q_now, lower=lower, upper=upper)[0]
 
 
 def _margin(q: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
@@ -186,13 +192,55 @@ def _ik(ctx: SkillContext) -> IkFn:
     return solve
 
 
-def _follow(ctx: SkillContext, motion: MotionModel, F: SE3, goal: np.ndarray, flip: int, doing: str) -> None:
-    """Roll ``motion`` out from where the TCP is, IK every waypoint, and follow it."""
+@dataclass(frozen=True)
+class JointSegment:
+    """One segment solved in joint space: what it does, times (s), joints (rad), TCP positions (m)."""
+
+    doing: str
+    t: np.ndarray
+    q: np.ndarray
+    tcp: np.ndarray
+
+
+def plan_joints(ctx: SkillContext, skill: LearnedSkill, obj: ObjectSpec, T_obj: SE3, T_tgt: SE3,
+                object: str, target: str) -> list[JointSegment]:
+    """Every segment's joint path, for the best grasp and release whose whole path is feasible.
+
+    All of it is solved before the arm moves, so an unreachable waypoint or an IK branch
+    switch (near a joint limit) costs nothing: the next equivalent grasp is tried instead
+    of stopping with the object in the air.
+    """
     arm = ctx.arm
     state = arm.state()
-    t, poses = world_path(motion, F, goal, flip, state.tcp)
+    cands = grasp_candidates(skill, obj, T_obj, T_tgt, ik=_ik(ctx), q_now=state.q,
+                             lower=arm.safety.lower, upper=arm.safety.upper)
+    errors: list[str] = []
+    for F_obj, gflip, rflip in cands:
+        try:
+            segs = [_solve(ctx, _motion(skill, "approach"), F_obj, skill.grasp, gflip, state.q, state.tcp,
+                           f"approaching '{object}'")]
+            segs.append(_solve(ctx, _motion(skill, "transport"), T_tgt, skill.release, rflip, segs[-1].q[-1],
+                               None, f"carrying '{object}' to '{target}'"))
+            retreat = skill.motion("retreat")
+            if retreat is not None:
+                segs.append(_solve(ctx, retreat, T_tgt, retreat.goal, rflip, segs[-1].q[-1], None, "retreating"))
+            if errors:
+                ctx.log(f"{skill.name}: grasp {len(errors) + 1} of {len(cands)} is feasible ({errors[0]})")
+            return segs
+        except SkillFailed as exc:
+            errors.append(str(exc))
+    raise SkillFailed(f"{skill.name}: none of the {len(cands)} reachable grasp/release combinations has a "
+                      f"feasible path; the best one failed: {errors[0]}")
+
+
+def _solve(ctx: SkillContext, motion: MotionModel, F: SE3, goal: np.ndarray, flip: int, q0: np.ndarray,
+           tcp0: SE3 | None, doing: str) -> JointSegment:
+    """Roll ``motion`` out from joints ``q0`` (TCP ``tcp0``, or its FK) and IK every waypoint."""
+    arm = ctx.arm
+    tcp0 = tcp0 if tcp0 is not None else arm.tcp_pose(q0)
+    t, poses = world_path(motion, F, goal, flip, tcp0)
     q = np.empty((len(poses), len(arm.joint_names)))
-    q[0] = state.q
+    q[0] = q0
     for k in range(1, len(poses)):
         try:
             q[k] = arm.ik(poses[k], q[k - 1], pos_tol=IK_POS_TOL, rot_tol=IK_ROT_TOL)
@@ -205,8 +253,12 @@ def _follow(ctx: SkillContext, motion: MotionModel, F: SE3, goal: np.ndarray, fl
             raise SkillFailed(f"{doing}: joint {arm.joint_names[j]} would jump {jump[j]:.2f} rad between waypoints "
                               f"{k - 1} and {k} (limit {MAX_JOINT_STEP} rad): the path passes near a singularity "
                               "or a joint limit for this object and target pose")
-    traj = retimed(ctx, t, q, np.array([p.t for p in poses]))
-    _move(ctx, lambda: arm.follow(traj), doing)
+    return JointSegment(doing, t, q, np.array([p.t for p in poses]))
+
+
+def _run_segment(ctx: SkillContext, seg: JointSegment) -> None:
+    traj = retimed(ctx, seg.t, seg.q, seg.tcp)
+    _move(ctx, lambda: ctx.arm.follow(traj), seg.doing)
 
 
 def plan_world(skill: LearnedSkill, obj_spec: ObjectSpec, T_obj: SE3, T_tgt: SE3,
