@@ -107,6 +107,12 @@ def test_record_learn_and_run_a_pick_and_place(tmp_path: Path) -> None:
         local = (slot.inv() * after.reshape(3, 1)).ravel()
         assert abs(local[0]) < 0.045 and abs(local[1]) < 0.045
         assert np.linalg.norm(before.t[:2] - after[:2]) > 0.2  # it really was carried
+    with Cell.load(MOVING) as cell:  # the effect is checked: into an occupied slot it cannot go
+        s = Skills(cell, registry=reg)
+        s.pick_and_place("green_block", "tray.slot2")
+        with pytest.raises(SkillFailed, match=r"tray_it: 'red_block' is not in slot 'tray.slot2': it rests at .* "
+                                              r"the accepted region is"):
+            s.tray_it("red_block", "tray.slot2")
 
 
 def test_learn_cli_errors_are_one_paragraph(tmp_path: Path) -> None:

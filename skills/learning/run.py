@@ -18,7 +18,7 @@ from spatialmath import SE3
 from robocell.cellfile import ObjectSpec
 from robocell.demonstration import arm_model_name
 from robocell.errors import KinematicsError, SafetyViolation, SkillError, SkillFailed
-from robocell.skills.builtin import _move
+from robocell.skills.builtin import _move, _placement
 from robocell.skills.context import SkillContext
 from robocell.skills.learning.model import LearnedSkill, MotionModel
 from robocell.skills.learning.segment import path_frame, pq_of, se3_of, target_kind
@@ -70,6 +70,7 @@ def run(ctx: SkillContext, skill: LearnedSkill, object: str, target: str) -> Non
     if ctx.holding is not None or ctx.gripper.grasped():
         raise SkillFailed(f"{skill.name}: the gripper already holds {ctx.holding or 'an object'}; place it first")
     ctx.log(f"{skill.name} {object} -> {target}")
+    goal = _placement(ctx, object, target, None)  # what "in the target" means, as for the built-in place
     T_obj = ctx.cell.object_pose(object)
     T_tgt = ctx.cell.frame(target)
     ctx.gripper.open()
@@ -89,9 +90,9 @@ def run(ctx: SkillContext, skill: LearnedSkill, object: str, target: str) -> Non
     for seg in plan[2:]:
         _run_segment(ctx, seg)
     ctx.cell.wait(SETTLE)
-    ok, why = placed(ctx, object, target, kind)
+    ok, why = goal.check(ctx.cell.object_pose(object).t)
     if not ok:
-        raise SkillFailed(f"{skill.name}: '{object}' is not in {target}: {why}")
+        raise SkillFailed(f"{skill.name}: '{object}' is not in {goal.label}: {why}")
 
 
 def _a(kind: str) -> str:
@@ -298,32 +299,3 @@ def retimed(ctx: SkillContext, t: np.ndarray, q: np.ndarray, tcp: np.ndarray):  
     if scale > 1.0:
         scale *= TIME_MARGIN
     return timed_trajectory(t * scale, q)
-
-
-def placed(ctx: SkillContext, obj: str, target: str, kind: str) -> tuple[bool, str]:
-    """Whether ``obj`` rests in or on ``target`` (tray slot, fixture, object or named frame)."""
-    from robocell.skills.geometry import slot_cell
-
-    spec = ctx.cell.spec
-    p = ctx.cell.object_pose(obj).t
-    half = spec.object(obj).half_height
-    if kind == "slot":
-        fx_name = target.partition(".")[0]
-        fx = spec.fixture(fx_name)
-        T = fx.slot_poses()[target]
-        local = (T.inv() * p.reshape(3, 1)).ravel()
-        hx, hy = slot_cell(fx)
-        ok = abs(local[0]) <= hx and abs(local[1]) <= hy and -0.005 <= local[2] <= 2 * half + 0.02
-        return ok, f"it rests at {np.round(local, 3).tolist()} m in the slot's frame (cell ±{hx:.3f} × ±{hy:.3f} m)"
-    if kind == "fixture":
-        fx = spec.fixture(target)
-        return fx.contains(p), f"it rests at {np.round(p, 3).tolist()} m (world), outside '{target}'"
-    if kind == "object":
-        base = ctx.cell.object_pose(target)
-        ts = spec.object(target)
-        d = float(np.linalg.norm(p[:2] - base.t[:2]))
-        ok = d < 0.4 * min(ts.size[:2]) and p[2] > base.t[2] + ts.half_height
-        return ok, f"it rests {d * 1000:.0f} mm beside the centre of '{target}' at height {p[2]:.3f} m"
-    T = ctx.cell.frame(target)
-    d = float(np.linalg.norm(p - T.t))
-    return d < 0.03, f"it rests {d * 1000:.0f} mm from frame '{target}' (3 cm allowed)"
