@@ -181,9 +181,18 @@ CASE_IDS = ["joint limit", "nan", "inf", "length", "speed factor", "workspace po
             "servo workspace", "gripper width", "gripper force"]
 
 
+@pytest.fixture(scope="module")
+def cases(parts: Any) -> dict[str, tuple[str, str, dict[str, Any], str, list[str]]]:
+    # Built once, before any test takes the lease: building them (cell file parsing, a search
+    # over 2000 configurations) took longer than the server's 0.3 s lease timeout on a loaded
+    # host, and the command then came with an expired lease (NO_LEASE instead of the check).
+    return {c[0]: c for c in _cases(parts)}
+
+
 @pytest.mark.parametrize("case", CASE_IDS)
-def test_every_limit_violation_is_rejected_and_nothing_moves(ctl: RawClient, parts: Any, case: str) -> None:
-    name, op, args, code, words = next(c for c in _cases(parts) if c[0] == case)
+def test_every_limit_violation_is_rejected_and_nothing_moves(cases: dict[str, Any], ctl: RawClient,
+                                                             case: str) -> None:
+    name, op, args, code, words = cases[case]
     before = _snapshot(ctl)
     rep = ctl.call(op, args)
     assert not rep["ok"] and rep["code"] == code, rep
