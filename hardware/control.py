@@ -47,6 +47,7 @@ class WatchdogEvent:
     silent: float  # s between the holder's last message and the stop command
     at: float  # monotonic time of the stop command
     key: str
+    stalled: float = 0.0  # s between the deadline and the stop during which the control loop could not run
 
 
 @dataclass
@@ -87,6 +88,7 @@ class ControlLoop:
         self._running = threading.Event()
         self._thread: threading.Thread | None = None
         self._grace_until = 0.0
+        self._stalls: collections.deque[tuple[float, float]] = collections.deque(maxlen=256)  # (tick, overrun s)
         self.failure: BaseException | None = None
         self._build_state(time.monotonic(), st)
 
@@ -141,7 +143,7 @@ class ControlLoop:
             while self._running.is_set():
                 st = self.driver.read()
                 now = time.monotonic()
-                self._account(now - last)
+                self._account(now - last, now)
                 last = now
                 self.q_meas = np.asarray(st.q, dtype=float)
                 while self._stop_requests:
@@ -175,12 +177,13 @@ class ControlLoop:
                     if fut is not None:
                         fut.set_exception(RuntimeError(f"the control loop has failed: {exc!r}"))
 
-    def _account(self, interval: float) -> None:
+    def _account(self, interval: float, now: float) -> None:
         s = self.stats
         s.ticks += 1
         s.intervals.append(interval)
         if interval > 2.0 * self.period:
             s.late_ticks += 1
+            self._stalls.append((now, interval - self.period))
             # The whole server process stalled (host, GC): messages that arrived meanwhile are
             # still unread, so silence cannot be judged until the command thread catches up.
             self._grace_until = time.monotonic() + STALL_GRACE
@@ -202,9 +205,19 @@ class ControlLoop:
             return
         if self.lease.token is None or silent > self.watchdog:
             who = self.lease.key or "nobody"
-            self.stats.watchdog.append(WatchdogEvent(silent, now, who))
+            stalled = self._stalled(self.lease.last_heard + self.watchdog, now)
+            self.stats.watchdog.append(WatchdogEvent(silent, now, who, stalled))
             self._stop(now, st, f"watchdog: no command or heartbeat from the controlling client ({who}) "
                                 f"for {silent * 1000:.0f} ms (limit {self.watchdog * 1000:.0f} ms)")
+
+    def _stalled(self, t0: float, t1: float) -> float:
+        """Seconds of [t0, t1] during which the control loop was not running (late ticks' overruns).
+
+        A watchdog stop should come within a tick of the deadline (plus STALL_GRACE after a
+        stall); the part of the delay the server itself spent descheduled (a loaded host) is
+        not the watchdog's reaction time.
+        """
+        return sum(max(0.0, min(tick, t1) - max(tick - overrun, t0)) for tick, overrun in self._stalls)
 
     def _stop(self, now: float, st: DriverState, reason: str) -> None:
         cancelled = self.executor.stop(np.asarray(st.q, dtype=float), now)
