@@ -30,7 +30,7 @@ from robocell.safety import SafetyEnvelope
 
 T = TypeVar("T")
 TICK_HISTORY = 20_000  # tick intervals kept for the jitter statistics
-STALL_GRACE = 0.005  # s after a late tick before the watchdog judges silence again
+STALL_GRACE = 0.005  # s after a late tick before the watchdog judges silence again (once per silence)
 
 
 @dataclass
@@ -88,6 +88,8 @@ class ControlLoop:
         self._running = threading.Event()
         self._thread: threading.Thread | None = None
         self._grace_until = 0.0
+        self._grace_for: float | None = None  # the silence (lease.last_heard) the grace was given for
+        self._last_late = -float("inf")  # monotonic time of the latest late tick
         self._stalls: collections.deque[tuple[float, float]] = collections.deque(maxlen=256)  # (tick, overrun s)
         self.failure: BaseException | None = None
         self._build_state(time.monotonic(), st)
@@ -186,7 +188,7 @@ class ControlLoop:
             self._stalls.append((now, interval - self.period))
             # The whole server process stalled (host, GC): messages that arrived meanwhile are
             # still unread, so silence cannot be judged until the command thread catches up.
-            self._grace_until = time.monotonic() + STALL_GRACE
+            self._last_late = now
 
     def _watch(self, now: float, st: DriverState) -> None:
         if st.faults and st.faults != self.hardware_faults:
@@ -201,8 +203,16 @@ class ControlLoop:
         if self.faults or not (ex.servoing or (ex.motion is not None and ex.motion.status is Status.RUNNING)):
             return
         silent = now - self.lease.last_heard
-        if self.lease.token is not None and now < self._grace_until:
-            return
+        if self.lease.token is not None and silent > self.watchdog:
+            # Past the deadline right after a stall: give the command thread STALL_GRACE to read
+            # what arrived meanwhile. Once per silence, from the stall: a loop that keeps ticking
+            # late (every tick more than two periods apart) renewed the grace on every tick before,
+            # and the watchdog never fired at all.
+            if self._grace_for != self.lease.last_heard and now - self._last_late < STALL_GRACE:
+                self._grace_for = self.lease.last_heard
+                self._grace_until = self._last_late + STALL_GRACE
+            if self._grace_for == self.lease.last_heard and now < self._grace_until:
+                return
         if self.lease.token is None or silent > self.watchdog:
             who = self.lease.key or "nobody"
             stalled = self._stalled(self.lease.last_heard + self.watchdog, now)
