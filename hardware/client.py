@@ -8,13 +8,16 @@ Rules this module keeps (docs/protocol.md):
   ``linger=0`` so nothing queued can reach a server later, and ZMQ_IMMEDIATE
   stops ZeroMQ from queueing messages for a server that is not connected;
 - the state stream is conflated (only the newest message is kept), and a
-  state older than ``stale`` seconds is never returned as current;
+  state older than ``stale`` seconds is never returned as current; a
+  connection made with ``queue_states=True`` (the recorder's) keeps every
+  state instead, in order, for :meth:`Connection.next_states`;
 - while this client holds the lease, a heartbeat thread on its own socket
   tells the server's watchdog that the client is alive.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import secrets
@@ -34,6 +37,7 @@ from robocell.hardware.security import ClientKeys
 
 REPLY_MAX_STR = 1 << 20  # error messages from the server can be long; still bounded
 MAX_IN_FLIGHT = 64  # streamed commands without a reply yet (a 64 ms backlog at 1 kHz)
+STATE_QUEUE = 10_000  # states a queue_states connection holds unread (10 s at 1 kHz)
 HEARTBEAT = 0.01  # s between heartbeats; the server's watchdog default is 50 ms
 # After these, state() waits for a state built after the server answered (read-your-writes).
 SYNC_OPS = frozenset({"move_joints", "move_pose", "follow", "gripper", "stop", "reset", "lease_acquire",
@@ -68,7 +72,7 @@ class Connection:
 
     def __init__(self, address: str, *, keys: ClientKeys | None = None, timeout: float = 2.0,
                  stale: float | None = None, latency: float = 0.0, state_drop: float = 0.0,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, queue_states: bool = False) -> None:
         if not (0.01 <= timeout <= 600):
             raise ConfigError(f"timeout = {timeout} s is outside [0.01, 600] s")
         if not (0.0 <= latency <= 10.0) or not (0.0 <= state_drop < 1.0):
@@ -96,6 +100,9 @@ class Connection:
         self._hb_thread: threading.Thread | None = None
         self._closed = False
         self.stale = stale
+        # every state in arrival order (queue_states): a reader that wakes late still sees them all
+        self.queue_states = queue_states
+        self._queued: collections.deque[dict[str, Any]] = collections.deque(maxlen=STATE_QUEUE)
         self._connect()
 
     # ---------------------------------------------------------------- sockets
@@ -125,11 +132,15 @@ class Connection:
             self.stale = max(0.05, 10 * self.state_period)
         sub = self.ctx.socket(zmq.SUB)
         self._secure(sub)
-        sub.setsockopt(zmq.CONFLATE, 1)  # latest value wins: never read a backlog of old states
+        if self.queue_states:
+            sub.setsockopt(zmq.RCVHWM, STATE_QUEUE)  # a backlog, read in order by next_states()
+        else:
+            sub.setsockopt(zmq.CONFLATE, 1)  # latest value wins: never read a backlog of old states
         sub.setsockopt(zmq.SUBSCRIBE, b"")
         sub.connect(self.info["state_endpoint"])
         self._sub = sub
         self._state = None
+        self._queued.clear()
         self.state(max_age=self.stale)  # the stream works (and CURVE let us in) before we go on
         if self._want_lease:
             self.acquire()
@@ -299,6 +310,20 @@ class Connection:
                                      f"{self.timeout:.2f} s; the next call reconnects")
             self._sub.poll(max(1, int(min(left, 2 * self.state_period) * 1000)), zmq.POLLIN)
 
+    def next_states(self) -> list[dict[str, Any]]:
+        """Every state received since the last call, oldest first; waits for one if there is none.
+
+        Needs ``queue_states=True``: a conflated stream keeps only the newest state, so a
+        reader descheduled for a few state periods would never see the ones in between.
+        """
+        if not self.queue_states:
+            raise ConfigError("next_states() needs a connection made with queue_states=True")
+        if not self._queued:
+            self.next_state()  # a new state (drained into the queue), or ConnectionLost
+        out = list(self._queued)
+        self._queued.clear()
+        return out
+
     def _drain(self) -> None:
         assert self._sub is not None
         while True:
@@ -316,6 +341,8 @@ class Connection:
                 continue  # not a state we understand; keep the previous one
             self._state = msg
             self._state_at = time.monotonic()
+            if self.queue_states:
+                self._queued.append(msg)
 
     # ---------------------------------------------------------------- lease and heartbeat
     def acquire(self) -> None:

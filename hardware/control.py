@@ -30,7 +30,7 @@ from robocell.safety import SafetyEnvelope
 
 T = TypeVar("T")
 TICK_HISTORY = 20_000  # tick intervals kept for the jitter statistics
-STALL_GRACE = 0.005  # s after a late tick before the watchdog judges silence again
+STALL_GRACE = 0.005  # s after a late tick before the watchdog judges silence again (once per silence)
 
 
 @dataclass
@@ -47,6 +47,7 @@ class WatchdogEvent:
     silent: float  # s between the holder's last message and the stop command
     at: float  # monotonic time of the stop command
     key: str
+    stalled: float = 0.0  # s between the deadline and the stop during which the control loop could not run
 
 
 @dataclass
@@ -87,6 +88,9 @@ class ControlLoop:
         self._running = threading.Event()
         self._thread: threading.Thread | None = None
         self._grace_until = 0.0
+        self._grace_for: float | None = None  # the silence (lease.last_heard) the grace was given for
+        self._last_late = -float("inf")  # monotonic time of the latest late tick
+        self._stalls: collections.deque[tuple[float, float]] = collections.deque(maxlen=256)  # (tick, overrun s)
         self.failure: BaseException | None = None
         self._build_state(time.monotonic(), st)
 
@@ -141,7 +145,7 @@ class ControlLoop:
             while self._running.is_set():
                 st = self.driver.read()
                 now = time.monotonic()
-                self._account(now - last)
+                self._account(now - last, now)
                 last = now
                 self.q_meas = np.asarray(st.q, dtype=float)
                 while self._stop_requests:
@@ -175,15 +179,16 @@ class ControlLoop:
                     if fut is not None:
                         fut.set_exception(RuntimeError(f"the control loop has failed: {exc!r}"))
 
-    def _account(self, interval: float) -> None:
+    def _account(self, interval: float, now: float) -> None:
         s = self.stats
         s.ticks += 1
         s.intervals.append(interval)
         if interval > 2.0 * self.period:
             s.late_ticks += 1
+            self._stalls.append((now, interval - self.period))
             # The whole server process stalled (host, GC): messages that arrived meanwhile are
             # still unread, so silence cannot be judged until the command thread catches up.
-            self._grace_until = time.monotonic() + STALL_GRACE
+            self._last_late = now
 
     def _watch(self, now: float, st: DriverState) -> None:
         if st.faults and st.faults != self.hardware_faults:
@@ -198,13 +203,31 @@ class ControlLoop:
         if self.faults or not (ex.servoing or (ex.motion is not None and ex.motion.status is Status.RUNNING)):
             return
         silent = now - self.lease.last_heard
-        if self.lease.token is not None and now < self._grace_until:
-            return
+        if self.lease.token is not None and silent > self.watchdog:
+            # Past the deadline right after a stall: give the command thread STALL_GRACE to read
+            # what arrived meanwhile. Once per silence, from the stall: a loop that keeps ticking
+            # late (every tick more than two periods apart) renewed the grace on every tick before,
+            # and the watchdog never fired at all.
+            if self._grace_for != self.lease.last_heard and now - self._last_late < STALL_GRACE:
+                self._grace_for = self.lease.last_heard
+                self._grace_until = self._last_late + STALL_GRACE
+            if self._grace_for == self.lease.last_heard and now < self._grace_until:
+                return
         if self.lease.token is None or silent > self.watchdog:
             who = self.lease.key or "nobody"
-            self.stats.watchdog.append(WatchdogEvent(silent, now, who))
+            stalled = self._stalled(self.lease.last_heard + self.watchdog, now)
+            self.stats.watchdog.append(WatchdogEvent(silent, now, who, stalled))
             self._stop(now, st, f"watchdog: no command or heartbeat from the controlling client ({who}) "
                                 f"for {silent * 1000:.0f} ms (limit {self.watchdog * 1000:.0f} ms)")
+
+    def _stalled(self, t0: float, t1: float) -> float:
+        """Seconds of [t0, t1] during which the control loop was not running (late ticks' overruns).
+
+        A watchdog stop should come within a tick of the deadline (plus STALL_GRACE after a
+        stall); the part of the delay the server itself spent descheduled (a loaded host) is
+        not the watchdog's reaction time.
+        """
+        return sum(max(0.0, min(tick, t1) - max(tick - overrun, t0)) for tick, overrun in self._stalls)
 
     def _stop(self, now: float, st: DriverState, reason: str) -> None:
         cancelled = self.executor.stop(np.asarray(st.q, dtype=float), now)

@@ -23,6 +23,7 @@ from robocell.trajectory import JointTrajectory, plan_stop
 SETTLE_SPEED = 0.02  # rad/s: below this on every joint the arm counts as at rest
 SETTLE_TIMEOUT = 1.0  # s after a trajectory ends before its motion is declared finished anyway
 SERVO_TAU = 0.01  # s: the servo tracker closes a position error with this time constant
+MAX_ADVANCE = 2  # periods a trajectory's clock advances per tick at most (a late tick slips, never jumps)
 
 
 class Status(str, enum.Enum):
@@ -126,6 +127,7 @@ class Executor:
         """The setpoint for this tick (call once per control period)."""
         self.tick += 1
         prev_now, self._prev_now = self._prev_now, now
+        self._slip(now - prev_now - MAX_ADVANCE * self.period, prev_now)
         if self.stopping is not None:
             q, qd = self.stopping.sample(now - self.stop_t0)
             if now - self.stop_t0 >= self.stopping.duration:
@@ -158,6 +160,25 @@ class Executor:
                 self.servo_velocity = np.zeros_like(self.servo_velocity)
             return self._track()
         return self._emit(self.q_cmd, np.zeros_like(self.q_cmd))
+
+    def _slip(self, late: float, prev_now: float) -> None:
+        """After a late tick, resume the running trajectory where it was instead of jumping ahead.
+
+        ``late`` is how much more than ``MAX_ADVANCE`` periods passed since the previous
+        tick (the host descheduled the control thread): no setpoint went out meanwhile, and
+        the arm held the last one.  Sampling the
+        trajectory at ``now`` would then ask for the whole stall's worth of travel in one
+        period, (stall / period) times the planned speed.  Shifting the start instead keeps
+        consecutive setpoints within the speed and acceleration limits; the motion (or the
+        stop) ends that much later.  Motions and stops started on this tick are on time.
+        """
+        if late <= 0.0:
+            return
+        if self.stopping is not None and self.stop_t0 <= prev_now:
+            self.stop_t0 += late
+        m = self.motion
+        if m is not None and m.status is Status.RUNNING and m.t0 <= prev_now:
+            m.t0 += late
 
     def _track(self) -> tuple[np.ndarray, np.ndarray]:
         """Follow the latest servo setpoint within the speed and acceleration limits.

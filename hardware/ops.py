@@ -157,7 +157,7 @@ class Ops:
             "tick_max": float(iv.max()) if iv.size else 0.0,
             "servo": {"received": ss.received, "applied_next_tick": ss.applied_next_tick,
                       "applied_late": ss.applied_late, "superseded": ss.superseded},
-            "watchdog": [{"silent": e.silent, "key": e.key} for e in c.stats.watchdog],
+            "watchdog": [{"silent": e.silent, "stalled": e.stalled, "key": e.key} for e in c.stats.watchdog],
             "messages": dict(self.s.counters),
         }
 

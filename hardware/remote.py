@@ -294,7 +294,8 @@ class RemoteBackend:
             raise ConfigError(f"unknown arm '{arm}'; the server at {self.conn.address} drives "
                               f"{', '.join(self.arms)}")
         c = self.conn
-        return RemoteSampler(Connection(c.address, keys=c.keys, timeout=c.timeout), rate, on_sample)
+        return RemoteSampler(Connection(c.address, keys=c.keys, timeout=c.timeout, queue_states=True), rate,
+                             on_sample)
 
     def wait(self, seconds: float) -> None:
         time.sleep(seconds)  # real time passes on a real arm; the heartbeat thread keeps the lease

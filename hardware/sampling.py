@@ -7,7 +7,10 @@ the state stream (up to 1 kHz) and keeps the first state of every period of
 the *server's* clock (``t`` in each state message): decimating on the server's
 timestamps means a sampler thread that wakes late still keeps a sample for the
 period, as long as one state of that period reached it; a period with none is
-counted as lost.
+counted as lost.  The connection queues states rather than conflating them
+(``queue_states``): with only the newest state kept, a thread descheduled for
+longer than a period (a loaded host, the GIL held by the script) would lose
+periods whose states did arrive.
 """
 
 from __future__ import annotations
@@ -59,21 +62,21 @@ class RemoteSampler:
         cpu0 = time.thread_time()
         try:
             while not self._stop.is_set():
-                s = conn.next_state()
-                self.states += 1
-                t = float(s["t"])
-                if t0 is None:
-                    t0 = t
-                k = int((t - t0) // period)  # the period of server time this state falls in
-                if k <= last:
-                    continue
-                if last >= 0:
-                    self.lost += k - last - 1
-                last = k
-                g = s["gripper"]
-                sink(t, s["q"], s["tcp"], float(g["width"]), bool(g["grasped"]))
-                self.samples += 1
-                self._first.set()
+                for s in conn.next_states():  # every state since the last read, oldest first
+                    self.states += 1
+                    t = float(s["t"])
+                    if t0 is None:
+                        t0 = t
+                    k = int((t - t0) // period)  # the period of server time this state falls in
+                    if k <= last:
+                        continue
+                    if last >= 0:
+                        self.lost += k - last - 1
+                    last = k
+                    g = s["gripper"]
+                    sink(t, s["q"], s["tcp"], float(g["width"]), bool(g["grasped"]))
+                    self.samples += 1
+                    self._first.set()
         except Exception as exc:  # noqa: BLE001 - handed to the recording, which raises it in close()
             self.error = exc
             self._first.set()

@@ -91,8 +91,12 @@ class RayEngine:
             if self.address:
                 ray.init(address=self.address, log_to_driver=False, logging_level="warning")
             else:
+                # Ray starts its workers at niceness 15; on a busy host they then get a few percent
+                # of a core, and healthy trials hit their timeout (an import took 100 s, a trial 8 s
+                # with two CPU-bound processes running). The local engine's workers run at the
+                # caller's priority, and so do the workers of a cluster started here.
                 ray.init(num_cpus=self.workers, include_dashboard=False, log_to_driver=False,
-                         logging_level="warning")
+                         logging_level="warning", _system_config={"worker_niceness": 0})
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray cluster"
             raise EvaluationError(f"could not start or join {where}: {exc}; check --address "

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
+import re
 import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgpack
 import numpy as np
 import pytest
+import zmq
 
 from robocell.cell import Cell
 from robocell.cli import main
@@ -33,24 +37,70 @@ def server() -> Iterator[ServerProcess]:
         yield srv
 
 
+class _Published:
+    """Server times of every state the server published, from a queued (not conflated) subscriber.
+
+    The reference for what a recorder could have kept: a server descheduled by a loaded host
+    publishes nothing for that while, and no recorder can sample a period without states.
+    """
+
+    def __init__(self, endpoint: str) -> None:
+        self.t: list[float] = []
+        self._ctx = zmq.Context()
+        self._sub = self._ctx.socket(zmq.SUB)
+        self._sub.setsockopt(zmq.LINGER, 0)
+        self._sub.setsockopt(zmq.RCVHWM, 100_000)
+        self._sub.setsockopt(zmq.SUBSCRIBE, b"")
+        self._sub.connect(endpoint)
+        self._stop = threading.Event()
+        self._first = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        assert self._first.wait(10.0), "no state from the server's stream"  # subscribed: an event, not a sleep
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if self._sub.poll(20):
+                while self._sub.poll(0):
+                    self.t.append(float(msgpack.unpackb(self._sub.recv())["t"]))
+                self._first.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+        self._ctx.destroy(linger=0)
+
+
 def test_record_while_a_client_moves_the_arm(server: ServerProcess) -> None:
-    with Cell.load(TABLETOP, server.endpoint) as cell:
-        arm, gripper = cell.arm(), cell.gripper()
-        q0 = arm.state().q
-        with record(cell, rate=100.0, source="script:test") as rec:
-            arm.move_joints(q0 + np.array([0.4, 0, 0, 0, 0, 0, 0]))
-            gripper.close()
-            gripper.open()
-            arm.move_joints(q0)
-        demo = rec.demonstration()
-        sampler = rec.sampler
-    # on the server's clock: one sample per 10 ms period, none missing
-    dt = np.diff(demo.t)
+    published = _Published(server.state_endpoint)
+    try:
+        with Cell.load(TABLETOP, server.endpoint) as cell:
+            arm, gripper = cell.arm(), cell.gripper()
+            q0 = arm.state().q
+            with record(cell, rate=100.0, source="script:test") as rec:
+                arm.move_joints(q0 + np.array([0.4, 0, 0, 0, 0, 0, 0]))
+                gripper.close()
+                gripper.open()
+                arm.move_joints(q0)
+            demo = rec.demonstration()
+            sampler = rec.sampler
+    finally:
+        published.close()
+    # on the server's clock: one sample per 10 ms period, in every period the server published in
+    t_abs = rec.buffer.arrays()[0]
+    period = np.floor((t_abs - t_abs[0]) / 0.01).astype(int)
+    assert np.all(np.diff(period) >= 1)  # each sample lies inside its own period
+    t_pub = np.asarray(published.t)
+    t_pub = t_pub[(t_pub >= t_abs[0]) & (t_pub <= t_abs[-1])]
+    with_states = set(np.floor((t_pub - t_abs[0]) / 0.01).astype(int).tolist())
+    # A loaded host may deschedule the server for a period or two; then nothing exists to
+    # record and the period counts as lost. Every other period must have its sample (a
+    # recorder that conflates the stream loses periods whose states did arrive).
+    assert with_states <= set(period.tolist()), sorted(with_states - set(period.tolist()))
+    assert len(with_states) >= 0.9 * (period[-1] + 1)  # the server published through the recording
+    assert rec.lost_samples == sampler.lost == period[-1] + 1 - len(period)  # type: ignore[union-attr]
     assert demo.achieved_rate == pytest.approx(100.0, rel=0.01)
-    # each sample lies inside its own period: neighbours are less than two periods apart
-    assert dt.min() > 0.0 and dt.max() < 0.02
-    assert rec.lost_samples == 0 and sampler.lost == 0  # type: ignore[union-attr]
-    assert demo.n_samples == pytest.approx(demo.duration * 100.0, abs=2)
+    assert demo.n_samples + rec.lost_samples == pytest.approx(demo.duration * 100.0, abs=2)
     assert [e.kind for e in demo.events] == ["close", "open"]
     fk = np.array([(arm.base * arm.kinematics.fk(q)).A for q in demo.q[::10]])
     assert np.max(np.abs(fk - demo.tcp[::10])) < 1e-9  # the server sends FK of the measured q
@@ -71,7 +121,9 @@ def test_cli_free_drive_for_a_duration(server: ServerProcess, tmp_path: Path,
                  "--out", str(out)])
     text = capsys.readouterr().out
     assert code == 0, text
-    assert "lost samples: 0" in text and "events: none" in text
+    # the count is reported; whether the recorder loses none that the server published is
+    # test_record_while_a_client_moves_the_arm's job (a loaded host may stall the server itself)
+    assert re.search(r"lost samples: \d+ ", text) and "events: none" in text
     demo = Demonstration.load(out)
     assert demo.provenance.source == "free-drive" and demo.n_samples >= 40
 

@@ -64,7 +64,9 @@ def test_sigkilled_client_mid_motion_stops_and_latches(server: ServerProcess, ki
             s = _until(observer, lambda s: max(map(abs, s["qd"])) < 0.01, 3.0, "the arm at rest")
             events = observer.request("stats")["watchdog"][n_events:]
             assert len(events) == 1
-            assert events[0]["silent"] <= WATCHDOG + 0.010  # stop commanded within deadline + 10 ms
+            # stop commanded within deadline + 10 ms of the server's running time: a loaded host that
+            # deschedules the server after the deadline delays the stop, and reports that as stalled
+            assert events[0]["silent"] - events[0]["stalled"] <= WATCHDOG + 0.010, events[0]
             # latched: still stopped a while later, and nobody's motion resumes
             q_rest = np.asarray(s["q"])
             for _ in range(25):
