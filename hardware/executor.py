@@ -191,10 +191,14 @@ class Executor:
         dt = self.period
         vmax, amax = self.safety.max_speed, self.safety.max_accel
         err = self.servo_target - self.q_cmd
-        v_des = self.servo_velocity + err / max(SERVO_TAU, dt)
+        # close the error at most as fast as the arm can still brake to a stop on the target:
+        # err / tau alone asks for far more deceleration than max_accel near the target, so
+        # the arm overshot the last setpoint and rang around it (~0.2 s period, slowly damped)
+        v_close = np.minimum(np.abs(err) / max(SERVO_TAU, dt), _braking_speed(np.abs(err), amax, dt))
+        v_des = self.servo_velocity + np.sign(err) * v_close
         # braking distance to each joint limit in the direction of travel
         room = np.where(v_des > 0, self.safety.upper - self.q_cmd, self.q_cmd - self.safety.lower)
-        v_brake = np.sqrt(2.0 * amax * np.maximum(room, 0.0))
+        v_brake = _braking_speed(np.maximum(room, 0.0), amax, dt)
         v_des = np.clip(v_des, -np.minimum(vmax, v_brake), np.minimum(vmax, v_brake))
         dv = np.clip(v_des - self.v_cmd, -amax * dt, amax * dt)
         v = self.v_cmd + dv
@@ -218,3 +222,14 @@ class Executor:
         self._servo_pending = None
         self.q_cmd = q.copy()
         self.v_cmd = np.zeros_like(q)
+
+
+def _braking_speed(dist: np.ndarray, amax: np.ndarray, dt: float) -> np.ndarray:
+    """The highest speed from which per-tick decelerations of ``amax * dt`` stop within ``dist``.
+
+    Braking from ``n * amax * dt`` covers ``amax * dt**2 * n * (n + 1) / 2``; this is that
+    relation solved for the speed (the continuous ``sqrt(2 * amax * dist)`` less half a tick's
+    change, so the discrete tracker does not overrun by a tick's travel).
+    """
+    step = amax * dt
+    return step * (np.sqrt(0.25 + 2.0 * dist / (step * dt)) - 0.5)

@@ -142,7 +142,16 @@ class SimDriver:
             steps += 1
         if steps == MAX_CATCH_UP:
             # the host could not keep up: let simulated time lag rather than burst later
-            self._sim_start = self.world.time - (time.perf_counter() - self._start)
+            sim_start = self.world.time - (time.perf_counter() - self._start)
+            # Setpoints still queued were stamped on the old clock, up to the whole lag ahead of
+            # the new one: left as they are, the oldest sat at the head of the queue and held every
+            # newer setpoint back until simulated time reached its stamp (the arm froze, then
+            # jumped). Moved onto the new clock they keep their order and their spacing.
+            shift = self._sim_start - sim_start
+            if shift > 0.0 and self._commands:
+                self._commands = collections.deque(((t - shift, q, qd) for t, q, qd in self._commands),
+                                                   maxlen=self._commands.maxlen)
+            self._sim_start = sim_start
 
     def gripper(self, width: float | None, force: float | None) -> None:
         if width is not None:

@@ -6,6 +6,7 @@ backend adds one that starts a server with the sim driver in another process).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -41,6 +42,8 @@ def _remote(request: pytest.FixtureRequest, path: object) -> Cell:
     c.gripper().open()
     return c
 
+
+SETTLE_TIMEOUT = 5.0  # s of wall time for a servoed arm to come to rest (a loaded host stalls the server)
 
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest, object], Cell]] = {"sim": _sim, "remote": _remote}
 CELLS = {"panda": TABLETOP, "kuka": KUKA}
@@ -178,8 +181,17 @@ def test_servo_stream_and_step_limit(cell: Cell) -> None:
         q[0] += 0.002  # 0.48 rad/s at 240 Hz, inside the envelope
         arm.servo(q)
         cell.wait(1 / 240)
-    cell.wait(0.3)
-    assert abs(arm.state().q[0] - q[0]) < 0.01
+    # Judge where the arm comes to rest, not where it is after a fixed delay: a remote arm
+    # cannot stop on the last setpoint (it passes it by its braking distance and comes back,
+    # ~0.2 s), and a loaded host slows its server's control loop down further still.
+    t_end = time.monotonic() + SETTLE_TIMEOUT
+    s = arm.state()
+    while not (abs(s.q[0] - q[0]) < 0.01 and float(np.max(np.abs(s.qd))) < 0.02):
+        assert time.monotonic() < t_end, (f"servo target not reached and held within {SETTLE_TIMEOUT} s: "
+                                          f"{s.q[0] - q[0]:+.4f} rad off, moving at {np.max(np.abs(s.qd)):.3f} rad/s")
+        cell.wait(0.01)
+        s = arm.state()
+    assert abs(s.q[0] - q[0]) < 0.01
     jump = q.copy()
     jump[0] += 0.5
     with pytest.raises(SafetyViolation, match=arm.joint_names[0]):
