@@ -257,7 +257,15 @@ class Ops:
         s.safety.check_tcp((s.base @ s.cmd_kin.fk_matrix(q))[:3, 3], what="servo setpoint")
         last = s._servo_last
         fresh = last is not None and t_recv - last[1] < SERVO_FRESH
-        ref = last[0] if fresh and last is not None else c.executor.q_cmd.copy()
+        if fresh and last is not None:
+            ref = last[0]
+        else:
+            # A stream's first setpoint is judged from the commanded or the measured position,
+            # whichever is nearer: a client starts from the state it reads, and an arm that
+            # settled within tolerance (or lags under load) measures a few mrad off its command.
+            # A jump away from both is still refused; the tracker limits speed and acceleration.
+            cmd, meas = c.executor.q_cmd.copy(), np.asarray(c.q_meas, dtype=float)
+            ref = meas if np.max(np.abs(q - meas)) < np.max(np.abs(q - cmd)) else cmd
         s.safety.check_step(ref, q, dt)
         velocity = (q - ref) / dt if fresh else np.zeros(self.n)
         s._servo_last = (q, t_recv)
