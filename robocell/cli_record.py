@@ -13,6 +13,7 @@ Three ways to demonstrate:
 from __future__ import annotations
 
 import math
+import signal
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
@@ -92,19 +93,53 @@ def record_command(*, cell: Path, backend: str, keys: Optional[Path], out: Path,
         interrupted = False
         with rec:
             try:
-                _demonstrate(c, rec, source, demo_fn, duration, arm, console)
+                interrupted = _demonstrate(c, rec, source, demo_fn, duration, arm, console)
             except KeyboardInterrupt:
-                interrupted = True  # Ctrl-C ends a free-drive recording; what was recorded is kept
+                interrupted = True  # Ctrl-C ends a script or teleoperation; what was recorded is kept
         demo = rec.demonstration()
         path = demo.save(out)
     _report(console, demo, rec, path, interrupted)
 
 
+class _StopOnCtrlC:
+    """While a passive recording waits, SIGINT (Ctrl-C, ``kill -INT``) asks it to stop: a flag, not an exception.
+
+    Installed even when SIGINT was inherited as *ignored*: a non-interactive shell starts
+    ``robocell record ... &`` that way, and Python then installs no KeyboardInterrupt handler,
+    so Ctrl-C was silently dropped and the recorder ran on until killed, saving nothing.
+    Ctrl-C is this recording's only way to stop and still save, so it is never ignored here.
+    The handler only sets a flag that the wait loop polls, so no exception can land inside
+    the sampler or the save.  The previous handler is restored once the wait is over.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._installed = False
+        self._previous: Any = None
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.requested = True
+
+    def __enter__(self) -> _StopOnCtrlC:
+        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            # None: a handler set outside Python, which cannot be restored; Python's default then
+            previous = signal.default_int_handler if self._previous is None else self._previous
+            signal.signal(signal.SIGINT, previous)
+
+
 def _demonstrate(c: Cell, rec: Recording, source: str, demo_fn: Callable[[Any], object] | None,
-                 duration: float | None, arm: str | None, console: Console) -> None:
+                 duration: float | None, arm: str | None, console: Console) -> bool:
+    """Run the demonstration; True if Ctrl-C ended a passive recording."""
     if demo_fn is not None:
         demo_fn(c)
-    elif source == "teleop":
+        return False
+    if source == "teleop":
         from robocell.sim.teleop import SliderSource, teleoperate
 
         world = c.backend.world  # type: ignore[attr-defined]
@@ -113,18 +148,20 @@ def _demonstrate(c: Cell, rec: Recording, source: str, demo_fn: Callable[[Any], 
         console.print("teleoperation: move the sliders; 'gripper open/close' toggles the gripper; "
                       "'finish recording' ends")
         teleoperate(c, src, arm=arm, duration=duration)
-    else:
+        return False
+    with _StopOnCtrlC() as ctrl_c:  # before the line that tells the operator Ctrl-C stops
         console.print(f"recording {c.address} at {rec.rate:g} Hz; free-drive the arm; "
                       + (f"stops after {duration:g} s" if duration else "Ctrl-C stops"))
-        stop = threading.Event()
+        idle = threading.Event()  # never set: its wait is a sleep that a signal handler runs during
         waited = 0.0
-        while duration is None or waited < duration:
+        while (duration is None or waited < duration) and not ctrl_c.requested:
             step = POLL if duration is None else min(POLL, duration - waited)
-            stop.wait(step)  # interruptible by Ctrl-C
+            idle.wait(step)
             waited += step
             sampler = rec.sampler
             if getattr(sampler, "error", None) is not None:
                 break  # the recording's stop raises it
+        return ctrl_c.requested
 
 
 def _report(console: Console, demo: Demonstration, rec: Recording, path: Path, interrupted: bool) -> None:

@@ -128,12 +128,25 @@ def test_cli_free_drive_for_a_duration(server: ServerProcess, tmp_path: Path,
     assert demo.provenance.source == "free-drive" and demo.n_samples >= 40
 
 
-def test_cli_ctrl_c_still_saves(server: ServerProcess, tmp_path: Path) -> None:
+# How the recorder inherits SIGINT.  "default": a foreground command in a terminal.  "ignored":
+# a non-interactive shell's `cmd &` (a script, a CI loop), where Python installs no Ctrl-C handler:
+# the recorder used to ignore the Ctrl-C and record until killed, saving nothing.  Set here in the
+# parent around Popen (dispositions set to ignore survive exec, handlers revert to default), so the
+# test does not depend on how pytest itself was started.
+_INHERITED_SIGINT = {"default": signal.default_int_handler, "ignored": signal.SIG_IGN}
+
+
+@pytest.mark.parametrize("inherited", sorted(_INHERITED_SIGINT))
+def test_cli_ctrl_c_still_saves(server: ServerProcess, tmp_path: Path, inherited: str) -> None:
     out = tmp_path / "interrupted.npz"
     cmd = [sys.executable, "-m", "robocell", "record", "--cell", str(TABLETOP), "--backend", server.endpoint,
            "--out", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    previous = signal.signal(signal.SIGINT, _INHERITED_SIGINT[inherited])
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         assert proc.stdout is not None
         seen: list[str] = []
