@@ -90,55 +90,61 @@ def record_command(*, cell: Path, backend: str, keys: Optional[Path], out: Path,
             options["observe"] = True  # free-drive: watch only, never take the lease
     with Cell.load(cell, backend, **options) as c:
         rec = record(c, arm=arm, rate=rate, source=source, cell_file=cell)
-        interrupted = False
+        interrupted: str | None = None
         with rec:
             try:
                 interrupted = _demonstrate(c, rec, source, demo_fn, duration, arm, console)
             except KeyboardInterrupt:
-                interrupted = True  # Ctrl-C ends a script or teleoperation; what was recorded is kept
+                interrupted = "Ctrl-C"  # Ctrl-C ends a script or teleoperation; what was recorded is kept
         demo = rec.demonstration()
         path = demo.save(out)
     _report(console, demo, rec, path, interrupted)
 
 
 class _StopOnCtrlC:
-    """While a passive recording waits, SIGINT (Ctrl-C, ``kill -INT``) asks it to stop: a flag, not an exception.
+    """While a passive recording waits, SIGINT (Ctrl-C, ``kill -INT``) or SIGTERM (``kill``, a
+    supervisor) asks it to stop and save: a flag, not an exception.
 
     Installed even when SIGINT was inherited as *ignored*: a non-interactive shell starts
     ``robocell record ... &`` that way, and Python then installs no KeyboardInterrupt handler,
     so Ctrl-C was silently dropped and the recorder ran on until killed, saving nothing.
-    Ctrl-C is this recording's only way to stop and still save, so it is never ignored here.
+    A signal is this recording's only way to stop and still save, so it is never ignored here.
     The handler only sets a flag that the wait loop polls, so no exception can land inside
-    the sampler or the save.  The previous handler is restored once the wait is over.
+    the sampler or the save.  The previous handlers are restored once the wait is over.
     """
 
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
     def __init__(self) -> None:
-        self.requested = False
-        self._installed = False
-        self._previous: Any = None
+        self.requested: str | None = None  # the signal's name once one arrived
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def how(self) -> str:
+        return "Ctrl-C" if self.requested in (None, "SIGINT") else str(self.requested)
 
     def _handle(self, signum: int, frame: object) -> None:
-        self.requested = True
+        self.requested = signal.Signals(signum).name
 
     def __enter__(self) -> _StopOnCtrlC:
         if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-            self._installed = True
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._installed:
-            # None: a handler set outside Python, which cannot be restored; Python's default then
-            previous = signal.default_int_handler if self._previous is None else self._previous
-            signal.signal(signal.SIGINT, previous)
+        for sig, previous in self._previous.items():
+            if previous is None:  # a handler set outside Python, which cannot be restored: Python's default
+                previous = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
+            signal.signal(sig, previous)
 
 
 def _demonstrate(c: Cell, rec: Recording, source: str, demo_fn: Callable[[Any], object] | None,
-                 duration: float | None, arm: str | None, console: Console) -> bool:
-    """Run the demonstration; True if Ctrl-C ended a passive recording."""
+                 duration: float | None, arm: str | None, console: Console) -> str | None:
+    """Run the demonstration; what stopped a passive recording early ("Ctrl-C", "SIGTERM"), if anything."""
     if demo_fn is not None:
         demo_fn(c)
-        return False
+        return None
     if source == "teleop":
         from robocell.sim.teleop import SliderSource, teleoperate
 
@@ -148,7 +154,7 @@ def _demonstrate(c: Cell, rec: Recording, source: str, demo_fn: Callable[[Any], 
         console.print("teleoperation: move the sliders; 'gripper open/close' toggles the gripper; "
                       "'finish recording' ends")
         teleoperate(c, src, arm=arm, duration=duration)
-        return False
+        return None
     with _StopOnCtrlC() as ctrl_c:  # before the line that tells the operator Ctrl-C stops
         console.print(f"recording {c.address} at {rec.rate:g} Hz; free-drive the arm; "
                       + (f"stops after {duration:g} s" if duration else "Ctrl-C stops"))
@@ -161,15 +167,15 @@ def _demonstrate(c: Cell, rec: Recording, source: str, demo_fn: Callable[[Any], 
             sampler = rec.sampler
             if getattr(sampler, "error", None) is not None:
                 break  # the recording's stop raises it
-        return ctrl_c.requested
+        return ctrl_c.how if ctrl_c.requested else None
 
 
-def _report(console: Console, demo: Demonstration, rec: Recording, path: Path, interrupted: bool) -> None:
+def _report(console: Console, demo: Demonstration, rec: Recording, path: Path, interrupted: str | None) -> None:
     lost = rec.lost_samples
     console.print(f"samples: {demo.n_samples}")
     console.print(f"achieved rate: {demo.achieved_rate:.1f} Hz (asked {rec.rate:g} Hz)")
     console.print(f"lost samples: {lost} (periods of {1000 / rec.sample_rate:.1f} ms without a sample)")
-    console.print(f"duration: {demo.duration:.2f} s" + (" (stopped by Ctrl-C)" if interrupted else ""))
+    console.print(f"duration: {demo.duration:.2f} s" + (f" (stopped by {interrupted})" if interrupted else ""))
     if demo.events:
         console.print("events: " + ", ".join(f"{e.kind} at {e.t:.2f} s" for e in demo.events))
     else:
