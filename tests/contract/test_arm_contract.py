@@ -40,6 +40,15 @@ def _remote(request: pytest.FixtureRequest, path: object) -> Cell:
         arm.reset()
     arm.move_joints(_home(c))
     c.gripper().open()
+    # A motion counts as finished within its tolerance (10 mrad) or after a settle timeout; on a
+    # loaded host the arm may still be closing the last millirad. Tests that check "nothing
+    # moved" need it at rest on home first (polled on the arm's state, with a hard timeout).
+    t_end = time.monotonic() + SETTLE_TIMEOUT
+    s = arm.state()
+    while not (np.max(np.abs(s.q - _home(c))) < 2e-4 and np.max(np.abs(s.qd)) < 0.005):
+        assert time.monotonic() < t_end, f"the arm did not come to rest at home: {s.q - _home(c)} rad off"
+        c.wait(0.01)
+        s = arm.state()
     return c
 
 
