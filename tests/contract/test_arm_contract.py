@@ -42,14 +42,26 @@ def _remote(request: pytest.FixtureRequest, path: object) -> Cell:
     c.gripper().open()
     # A motion counts as finished within its tolerance (10 mrad) or after a settle timeout; on a
     # loaded host the arm may still be closing the last millirad. Tests that check "nothing
-    # moved" need it at rest on home first (polled on the arm's state, with a hard timeout).
+    # moved" need it at rest on home first.
+    _wait_at_rest(c, lambda q: np.abs(q - _home(c)), 2e-4, 0.005, "at home")
+    return c
+
+
+def _wait_at_rest(c: Cell, off: Callable[[np.ndarray], np.ndarray], tol: float, still: float,
+                  where: str) -> ArmState:
+    """Poll the arm's state until ``max(off(q)) < tol`` rad and every joint is slower than ``still`` rad/s.
+
+    Fails after SETTLE_TIMEOUT s of wall time (a loaded host stalls a remote arm's server).
+    """
+    arm = c.arm()
     t_end = time.monotonic() + SETTLE_TIMEOUT
     s = arm.state()
-    while not (np.max(np.abs(s.q - _home(c))) < 2e-4 and np.max(np.abs(s.qd)) < 0.005):
-        assert time.monotonic() < t_end, f"the arm did not come to rest at home: {s.q - _home(c)} rad off"
+    while not (float(np.max(off(s.q))) < tol and float(np.max(np.abs(s.qd))) < still):
+        assert time.monotonic() < t_end, (f"the arm did not come to rest {where} within {SETTLE_TIMEOUT} s: "
+                                          f"{off(s.q)} rad off, moving at {np.max(np.abs(s.qd)):.3f} rad/s")
         c.wait(0.01)
         s = arm.state()
-    return c
+    return s
 
 
 SETTLE_TIMEOUT = 5.0  # s of wall time for a servoed arm to come to rest (a loaded host stalls the server)
@@ -193,13 +205,7 @@ def test_servo_stream_and_step_limit(cell: Cell) -> None:
     # Judge where the arm comes to rest, not where it is after a fixed delay: a remote arm
     # cannot stop on the last setpoint (it passes it by its braking distance and comes back,
     # ~0.2 s), and a loaded host slows its server's control loop down further still.
-    t_end = time.monotonic() + SETTLE_TIMEOUT
-    s = arm.state()
-    while not (abs(s.q[0] - q[0]) < 0.01 and float(np.max(np.abs(s.qd))) < 0.02):
-        assert time.monotonic() < t_end, (f"servo target not reached and held within {SETTLE_TIMEOUT} s: "
-                                          f"{s.q[0] - q[0]:+.4f} rad off, moving at {np.max(np.abs(s.qd)):.3f} rad/s")
-        cell.wait(0.01)
-        s = arm.state()
+    s = _wait_at_rest(cell, lambda m: np.abs(m[:1] - q[:1]), 0.01, 0.02, "on the servo target")
     assert abs(s.q[0] - q[0]) < 0.01
     jump = q.copy()
     jump[0] += 0.5

@@ -2,62 +2,30 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
 from robocell.cellfile import load_cell_spec
-from robocell.hardware.driver import DriverInfo, DriverState
 from robocell.hardware.server import ArmServer
 from robocell.kinematics_setup import arm_parts
 
 from tests.conftest import TABLETOP
+from tests.hardware.fakedriver import FollowingDriver
 from tests.hardware.rawclient import RawClient
 
 SAG = 0.012  # rad: joint 1 hangs this far below its command (gravity, or a lagging arm that settled in tolerance)
-
-
-class _SaggingDriver:
-    """Follows its commands exactly, except that joint 1 always measures SAG below the command."""
-
-    def __init__(self, names: tuple[str, ...], lower: np.ndarray, upper: np.ndarray, q: np.ndarray) -> None:
-        self.info = DriverInfo(names, lower - 1.0, upper + 1.0, 1000.0)
-        self.q = q.copy()
-        self.offset = np.zeros_like(q)
-        self.offset[0] = -SAG
-
-    def read(self) -> DriverState:
-        return DriverState(q=self.q + self.offset, qd=np.zeros_like(self.q))
-
-    def command(self, q: np.ndarray, qd: np.ndarray) -> None:
-        self.q = np.asarray(q, dtype=float).copy()
-
-    def wait_period(self) -> None:
-        time.sleep(0.001)  # the driver's 1 kHz pace, not synchronisation
-
-    def gripper(self, width: float | None, force: float | None) -> None:
-        pass
-
-    def gripper_busy(self) -> bool:
-        return False
-
-    def stop(self) -> None:
-        pass
-
-    def object_poses(self) -> dict[str, np.ndarray]:
-        return {}
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture
 def leased() -> Iterator[RawClient]:
     spec = load_cell_spec(TABLETOP)
     model, kin, safety = arm_parts(spec.arms[0])
-    driver = _SaggingDriver(kin.joint_names, safety.lower, safety.upper, np.asarray(model.home, dtype=float))
+    home = np.asarray(model.home, dtype=float)
+    sag = np.zeros_like(home)
+    sag[0] = -SAG
+    driver = FollowingDriver(tuple(kin.joint_names), safety.lower, safety.upper, home, offset=sag)
     with ArmServer(spec, spec.arms[0].name, driver, bind="tcp://127.0.0.1:0", watchdog=2.0,
                    lease_timeout=5.0) as srv:
         c = RawClient(srv.endpoint)

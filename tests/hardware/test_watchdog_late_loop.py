@@ -9,46 +9,14 @@ import numpy as np
 
 from robocell.cellfile import load_cell_spec
 from robocell.hardware.control import ControlLoop, Lease
-from robocell.hardware.driver import DriverInfo, DriverState
 from robocell.hardware.executor import Motion
 from robocell.kinematics_setup import arm_parts
 from robocell.trajectory import plan_joint_move
 
 from tests.conftest import TABLETOP
+from tests.hardware.fakedriver import FollowingDriver
 
 WATCHDOG = 0.05
-
-
-class _LateDriver:
-    """Asks for 1 kHz but returns from wait_period after 2.5 ms: every tick is a late tick."""
-
-    def __init__(self, names: tuple[str, ...], lower: np.ndarray, upper: np.ndarray, q: np.ndarray) -> None:
-        self.info = DriverInfo(names, lower - 1.0, upper + 1.0, 1000.0)
-        self.q = q.copy()
-
-    def read(self) -> DriverState:
-        return DriverState(q=self.q.copy(), qd=np.zeros_like(self.q))
-
-    def command(self, q: np.ndarray, qd: np.ndarray) -> None:
-        self.q = np.asarray(q, dtype=float).copy()
-
-    def wait_period(self) -> None:
-        time.sleep(0.0025)  # the driver's (too slow) pace, not synchronisation
-
-    def gripper(self, width: float | None, force: float | None) -> None:
-        pass
-
-    def gripper_busy(self) -> bool:
-        return False
-
-    def stop(self) -> None:
-        pass
-
-    def object_poses(self) -> dict[str, np.ndarray]:
-        return {}
-
-    def close(self) -> None:
-        pass
 
 
 def test_a_loop_late_on_every_tick_still_stops_a_silent_client() -> None:
@@ -58,7 +26,9 @@ def test_a_loop_late_on_every_tick_still_stops_a_silent_client() -> None:
     home = np.asarray(model.home, dtype=float)
     stopped = threading.Event()
     lease = Lease("token", "client", time.monotonic())
-    loop = ControlLoop(_LateDriver(tuple(kin.joint_names), safety.lower, safety.upper, home), kin, safety,
+    # asks for 1 kHz but its wait_period takes 2.5 ms: every tick is a late tick
+    driver = FollowingDriver(tuple(kin.joint_names), safety.lower, safety.upper, home, pace=0.0025)
+    loop = ControlLoop(driver, kin, safety,
                        np.eye(4), lambda data: None, 250.0, WATCHDOG, lease,
                        lambda kind, text: stopped.set() if kind == "stop" else None, lease_timeout=10.0)
     loop.start()
