@@ -116,15 +116,11 @@ class _StopOnCtrlC:
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
-        self.requested: str | None = None  # the signal's name once one arrived
+        self.requested: str | None = None  # what asked to stop ("Ctrl-C", "SIGTERM") once it did
         self._previous: dict[int, Any] = {}
 
-    @property
-    def how(self) -> str:
-        return "Ctrl-C" if self.requested in (None, "SIGINT") else str(self.requested)
-
     def _handle(self, signum: int, frame: object) -> None:
-        self.requested = signal.Signals(signum).name
+        self.requested = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
 
     def __enter__(self) -> _StopOnCtrlC:
         if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
@@ -167,7 +163,7 @@ def _demonstrate(c: Cell, rec: Recording, source: str, demo_fn: Callable[[Any], 
             sampler = rec.sampler
             if getattr(sampler, "error", None) is not None:
                 break  # the recording's stop raises it
-        return ctrl_c.how if ctrl_c.requested else None
+        return ctrl_c.requested
 
 
 def _report(console: Console, demo: Demonstration, rec: Recording, path: Path, interrupted: str | None) -> None:

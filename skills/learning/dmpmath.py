@@ -91,11 +91,11 @@ def imitate_cartesian(dmp: Any, t: np.ndarray, pq: np.ndarray) -> None:
     from movement_primitives.dmp._dmp import ridge_regression
     from movement_primitives.dmp._forcing_term import ForcingTerm
 
-    for part, cols, forces in ((dmp.forcing_term_pos, slice(0, 3), position_forces),
-                               (dmp.forcing_term_rot, slice(3, 7), quaternion_forces)):
-        fixed = slice(0, 3) if cols.start == 0 else slice(3, 6)
+    # (forcing term, its columns of pq, its gains among the 6 alpha_y / beta_y, its target forces)
+    for part, cols, gains, forces in ((dmp.forcing_term_pos, slice(0, 3), slice(0, 3), position_forces),
+                                      (dmp.forcing_term_rot, slice(3, 7), slice(3, 6), quaternion_forces)):
         basis = ForcingTerm(3, dmp.n_weights_per_dim, t[-1], t[0], part.overlap, part.alpha_z)
-        f = forces(t, pq[:, cols], dmp.alpha_y[fixed], dmp.beta_y[fixed])
+        f = forces(t, pq[:, cols], dmp.alpha_y[gains], dmp.beta_y[gains])
         part.weights_[:, :] = ridge_regression(basis.design_matrix(t), f, 0.0)
     dmp.configure(start_y=pq[0], goal_y=pq[-1])
 

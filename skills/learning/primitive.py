@@ -78,6 +78,18 @@ def _near(q: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return -q if np.dot(q, ref) < 0 else q
 
 
+def _pin_ends(t: np.ndarray, y: np.ndarray, start: np.ndarray, goal: np.ndarray) -> np.ndarray:
+    """``y`` moved to start exactly on ``start`` and end exactly on ``goal``.
+
+    A primitive converges to its goal but stops a fraction of a millimetre short; the
+    residuals at both ends are spread over the whole path with a smooth (quintic) blend,
+    so the path starts where the arm is and ends on the goal without a velocity jump.
+    """
+    s = ((t - t[0]) / (t[-1] - t[0]))[:, None]
+    w = 10 * s**3 - 15 * s**4 + 6 * s**5
+    return np.asarray(y + (1 - w) * (start - y[0]) + w * (goal - y[-1]), dtype=float)
+
+
 @dataclass
 class Primitive:
     """One fitted primitive: kind ``dmp`` or ``promp``, its parameters and the segment's timing."""
@@ -122,14 +134,9 @@ class Primitive:
         else:
             t, y = self._rollout_promp(start, goal, dt)
         y = align_quaternions(y)
-        # The primitive converges to the goal but stops a fraction of a millimetre short; spread
-        # the residuals at both ends over the whole path with a smooth (quintic) blend so the path
-        # starts exactly where the arm is and ends exactly on the goal without a velocity jump.
-        s = (t - t[0]) / (t[-1] - t[0])
-        w = (10 * s**3 - 15 * s**4 + 6 * s**5)[:, None]
         s0 = np.concatenate([start[:3], _near(np.asarray(start[3:], dtype=float), y[0, 3:])])
         g = np.concatenate([goal[:3], _near(np.asarray(goal[3:], dtype=float), y[-1, 3:])])
-        y = y + (1 - w) * (s0 - y[0]) + w * (g - y[-1])
+        y = _pin_ends(t, y, s0, g)
         y[:, 3:] /= np.linalg.norm(y[:, 3:], axis=1, keepdims=True)
         return t, y
 
@@ -139,9 +146,7 @@ class Primitive:
             t, y = self.rollout(start, goal, dt)
             return t, y[:, :3]
         t, y = self._dmp_positions(np.asarray(start[:3], dtype=float), np.asarray(goal[:3], dtype=float), dt)
-        s = ((t - t[0]) / (t[-1] - t[0]))[:, None]
-        w = 10 * s**3 - 15 * s**4 + 6 * s**5  # the same end corrections as rollout()
-        return t, y + (1 - w) * (start[:3] - y[0]) + w * (goal[:3] - y[-1])
+        return t, _pin_ends(t, y, np.asarray(start[:3], dtype=float), np.asarray(goal[:3], dtype=float))
 
     def _dmp_positions(self, start: np.ndarray, goal: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
         """The position half of the Cartesian DMP (the first half of its weights), integrated exactly."""

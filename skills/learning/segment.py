@@ -167,10 +167,9 @@ def _moving_span(tcp: np.ndarray, lo: int, hi: int) -> tuple[int, int]:
     def run_length(mask: np.ndarray) -> int:
         return int(np.argmin(mask)) if not mask.all() else len(mask)
 
-    a = lo + run_length(still(np.arange(lo + 1, hi + 1), lo))
-    a = min(a, hi)
-    b = hi - run_length(still(np.arange(hi - 1, a - 1, -1), hi))
-    return a, max(b, a)
+    a = lo + run_length(still(np.arange(lo + 1, hi + 1), lo))  # at most hi
+    b = hi - run_length(still(np.arange(hi - 1, a - 1, -1), hi))  # at least a
+    return a, b
 
 
 def _picked_object(demo: Demonstration, p: np.ndarray, where: str) -> str:
