@@ -5,15 +5,19 @@ verifies the effect it promises, raising :class:`SkillFailed` otherwise.
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 from spatialmath import SE3
 
 from robocell.errors import SkillFailed
 from robocell.skills.binding import pose_from_value
 from robocell.skills.context import SkillContext
+from robocell.skills.feasibility import first_feasible
 from robocell.skills.geometry import (
     Footprint,
     fixture_footprints,
-    grasp_for,
+    grasp_options,
     object_footprint,
     top_down,
     top_down_yaw,
@@ -67,13 +71,18 @@ def pick(ctx: SkillContext, object: ObjectName) -> None:
     _require_empty(ctx, "pick")
     spec = ctx.cell.spec.object(object)
     start = ctx.cell.object_pose(object)
-    grasp = grasp_for(spec, start, ctx.gripper.max_width, top_down_yaw(ctx.arm.state().tcp),
-                      keep_clear=_surroundings(ctx, object))
-    if grasp is None:
+    options = grasp_options(spec, start, ctx.gripper.max_width, top_down_yaw(ctx.arm.state().tcp),
+                            keep_clear=_surroundings(ctx, object))
+    if not options:
         raise SkillFailed(
             f"pick: '{object}' ({spec.shape} {spec.size} m) is wider than the gripper opens "
             f"({ctx.gripper.max_width:.3f} m) on every side"
         )
+    # of the headings that touch nothing around it, the first whose approach, descent and lift plan
+    # with room at the joint limits (a wrist at its limit cannot descend in a straight line)
+    plans = [[(SE3.Trans(0, 0, APPROACH) * g.tcp, False), (g.tcp, True), (SE3.Trans(0, 0, LIFT) * g.tcp, True)]
+             for g, _ in options]
+    grasp = options[first_feasible(ctx.arm, ctx.arm.state().q, plans, [not hits for _, hits in options])][0]
     above = SE3.Trans(0, 0, APPROACH) * grasp.tcp
     ctx.log(f"pick {object}")
     ctx.gripper.open()
@@ -110,12 +119,19 @@ def place(ctx: SkillContext, target: TargetName | None = None, pose: Pose | None
     held = _require_holding(ctx, "place")
     goal = placement(ctx, held, target, pose_from_value(pose) if pose is not None else None)
     ctx.log(f"place {held} -> {goal.label}")
-    tcp = ctx.arm.state().tcp
-    # carry the object's measured offset in the hand, so a grasp that is off-centre still lands on target
+    state = ctx.arm.state()
+    tcp = state.tcp
+    clear = SE3.Trans(0, 0, APPROACH * 0.5) * tcp
+    # carry the object's measured offset in the hand, so a grasp that is off-centre still lands on target;
+    # the parallel hand may also release turned half about its axis (the offset turns with it), which
+    # the lowering takes when the wrist as it is would pass a singularity or a joint limit
     offset = ctx.cell.object_pose(held).t - tcp.t
-    place_tcp = top_down(goal.centre - offset, top_down_yaw(tcp))
+    releases = [top_down(goal.centre - offset, top_down_yaw(tcp)),
+                top_down(goal.centre - np.array([-offset[0], -offset[1], offset[2]]), top_down_yaw(tcp) + math.pi)]
+    plans = [[(clear, True), (SE3.Trans(0, 0, APPROACH) * r, False), (r, True)] for r in releases]
+    place_tcp = releases[first_feasible(ctx.arm, state.q, plans)]
     above = SE3.Trans(0, 0, APPROACH) * place_tcp
-    ctx.move(lambda: ctx.arm.move_pose(SE3.Trans(0, 0, APPROACH * 0.5) * tcp, linear=True), "lifting clear")
+    ctx.move(lambda: ctx.arm.move_pose(clear, linear=True), "lifting clear")
     ctx.move(lambda: ctx.arm.move_pose(above), f"carrying '{held}' to {goal.label}")
     ctx.move(lambda: ctx.arm.move_pose(place_tcp, linear=True), f"lowering '{held}' onto {goal.label}")
     ctx.gripper.open()

@@ -13,7 +13,6 @@ from spatialmath import SE3
 
 from robocell.cellfile import load_cell_spec
 from robocell.evaluate import run_trial, trial_seeds
-from robocell.skills.geometry import fixture_footprints, grasp_options, hand_footprints, overlaps, yaw_of
 
 from tests.conftest import ROOT, TABLETOP
 
@@ -24,6 +23,8 @@ FORMERLY_FAILING = 28
 
 
 def test_the_grasp_nearest_the_wrist_would_land_on_the_tray_and_another_heading_is_chosen() -> None:
+    from robocell.skills.geometry import fixture_footprints, grasp_options, hand_footprints, overlaps, yaw_of
+
     spec = load_cell_spec(TABLETOP)
     green = SE3.Trans(0.608, -0.071, 0.02) * SE3.Rz(0.123)
     walls = fixture_footprints(spec.fixture("tray"))

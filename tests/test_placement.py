@@ -8,7 +8,6 @@ import pytest
 from robocell.cell import Cell
 from robocell.errors import SkillFailed
 from robocell.skills import Skills
-from robocell.skills.placement import check_placed, placement
 
 from tests.conftest import TABLETOP
 
@@ -42,6 +41,8 @@ def test_built_in_skills_refuse_an_occupied_slot_before_the_arm_moves() -> None:
 
 
 def test_effect_check_rejects_an_object_stacked_in_the_slot_and_stack_still_works() -> None:
+    from robocell.skills.placement import check_placed, placement
+
     with Cell.load(TABLETOP) as cell:
         s = Skills(cell)
         into_slot2 = placement(s.ctx, "red_block", "tray.slot2", None)  # while slot2 is still free
