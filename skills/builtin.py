@@ -128,10 +128,13 @@ def place(ctx: SkillContext, target: TargetName | None = None, pose: Pose | None
     offset = ctx.cell.object_pose(held).t - tcp.t
     releases = [top_down(goal.centre - offset, top_down_yaw(tcp)),
                 top_down(goal.centre - np.array([-offset[0], -offset[1], offset[2]]), top_down_yaw(tcp) + math.pi)]
-    plans = [[(clear, True), (SE3.Trans(0, 0, APPROACH) * r, False), (r, True)] for r in releases]
-    place_tcp = releases[first_feasible(ctx.arm, state.q, plans)]
+    # lifting clear in a straight line is preferred; where that line would flip a joint, a joint move
+    # does it (the object is already a lift above its support, and the carry is a joint move anyway)
+    variants = [(r, straight) for straight in (True, False) for r in releases]
+    plans = [[(clear, straight), (SE3.Trans(0, 0, APPROACH) * r, False), (r, True)] for r, straight in variants]
+    place_tcp, straight = variants[first_feasible(ctx.arm, state.q, plans, [v[1] for v in variants])]
     above = SE3.Trans(0, 0, APPROACH) * place_tcp
-    ctx.move(lambda: ctx.arm.move_pose(clear, linear=True), "lifting clear")
+    ctx.move(lambda: ctx.arm.move_pose(clear, linear=straight), "lifting clear")
     ctx.move(lambda: ctx.arm.move_pose(above), f"carrying '{held}' to {goal.label}")
     ctx.move(lambda: ctx.arm.move_pose(place_tcp, linear=True), f"lowering '{held}' onto {goal.label}")
     ctx.gripper.open()
