@@ -2,7 +2,7 @@
 
 Found with the documented CI gate (docs/evaluation.md: clear_table, 100 trials, seed 0): 6 of
 100 trials failed "descending onto 'green_block' ... 10 mm from target".  green_block may lie
-2.5 cm from the tray; the grasp heading nearest the wrist's put a finger on the tray's wall.
+2.4 cm from the tray's wall; the grasp heading nearest the wrist's put a finger on that wall.
 """
 
 from __future__ import annotations
