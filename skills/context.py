@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from robocell.errors import KinematicsError, MotionError, SafetyViolation, SkillFailed
 from robocell.skills.binding import CellNames, bind
 from robocell.skills.registry import SkillRegistry
 
@@ -43,6 +44,13 @@ class SkillContext:
         home = np.asarray(cell.spec.arm(a.name).arm_model().home, dtype=float)
         return cls(cell=cell, arm=a, gripper=cell.gripper(a.name), home=home,
                    registry=registry if registry is not None else SkillRegistry.default(), log=log)
+
+    def move(self, motion: Callable[[], object], doing: str) -> None:
+        """Run a motion; kinematic, tracking and safety failures become SkillFailed naming the step."""
+        try:
+            motion()
+        except (KinematicsError, MotionError, SafetyViolation) as exc:
+            raise SkillFailed(f"{doing} failed: {exc}") from exc
 
     def call(self, name: str, **kwargs: Any) -> Any:
         """Run a skill by name after checking its arguments against its signature and the cell."""

@@ -107,12 +107,16 @@ def test_record_learn_and_run_a_pick_and_place(tmp_path: Path) -> None:
         local = (slot.inv() * after.reshape(3, 1)).ravel()
         assert abs(local[0]) < 0.045 and abs(local[1]) < 0.045
         assert np.linalg.norm(before.t[:2] - after[:2]) > 0.2  # it really was carried
-    with Cell.load(MOVING) as cell:  # the effect is checked: into an occupied slot it cannot go
+    with Cell.load(MOVING) as cell:  # into an occupied slot it cannot go: refused before the arm moves
         s = Skills(cell, registry=reg)
         s.pick_and_place("green_block", "tray.slot2")
-        with pytest.raises(SkillFailed, match=r"tray_it: 'red_block' is not in slot 'tray.slot2': it rests at .* "
-                                              r"the accepted region is"):
+        q, red = cell.arm().state().q.copy(), cell.object_pose("red_block").t.copy()
+        with pytest.raises(SkillFailed, match=r"tray_it: slot 'tray.slot2' is occupied by 'green_block'; name a "
+                                              r"free slot \(tray.slot1, tray.slot3\)"):
             s.tray_it("red_block", "tray.slot2")
+        assert np.allclose(cell.arm().state().q, q, atol=1e-3)
+        assert np.allclose(cell.object_pose("red_block").t, red, atol=1e-3)
+        assert not s.ctx.gripper.grasped() and s.ctx.holding is None
 
 
 def test_learn_cli_errors_are_one_paragraph(tmp_path: Path) -> None:

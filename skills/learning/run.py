@@ -18,8 +18,8 @@ from spatialmath import SE3
 from robocell.cellfile import ObjectSpec
 from robocell.demonstration import arm_model_name
 from robocell.errors import KinematicsError, SafetyViolation, SkillError, SkillFailed
-from robocell.skills.builtin import _move, _placement
 from robocell.skills.context import SkillContext
+from robocell.skills.placement import check_placed, free_slot, placement
 from robocell.skills.learning.model import LearnedSkill, MotionModel
 from robocell.skills.learning.segment import path_frame, pq_of, se3_of, target_kind
 from robocell.skills.registry import ObjectName, SkillSpec, TargetName, _spec_from_function
@@ -59,9 +59,8 @@ def run(ctx: SkillContext, skill: LearnedSkill, object: str, target: str) -> Non
                          f"{model}: teach it again on this arm")
     kind = target_kind(spec, target)
     if kind == "fixture" and skill.target_kind == "slot" and spec.fixture(target).slots is not None:
-        from robocell.skills.builtin import _free_slot
-
-        target, kind = _free_slot(ctx, target), "slot"  # "into the tray": the first free slot, as place does
+        # "into the tray": the first free slot, as place does
+        target, kind = free_slot(ctx, target, object, skill.name), "slot"
     if kind != skill.target_kind:
         raise SkillFailed(f"{skill.name}: target '{target}' is {_a(kind)}, but the skill was shown putting things "
                           f"into {_a(skill.target_kind)} ({skill.target_example}); give {_a(skill.target_kind)}")
@@ -70,7 +69,8 @@ def run(ctx: SkillContext, skill: LearnedSkill, object: str, target: str) -> Non
     if ctx.holding is not None or ctx.gripper.grasped():
         raise SkillFailed(f"{skill.name}: the gripper already holds {ctx.holding or 'an object'}; place it first")
     ctx.log(f"{skill.name} {object} -> {target}")
-    goal = _placement(ctx, object, target, None)  # what "in the target" means, as for the built-in place
+    # what "in the target" means, as for the built-in place; refuses an occupied slot before the arm moves
+    goal = placement(ctx, object, target, None, skill.name)
     T_obj = ctx.cell.object_pose(object)
     T_tgt = ctx.cell.frame(target)
     ctx.gripper.open()
@@ -80,7 +80,7 @@ def run(ctx: SkillContext, skill: LearnedSkill, object: str, target: str) -> Non
     ctx.gripper.close()
     if not ctx.gripper.grasped():
         up = SE3.Trans(0, 0, LIFT_AFTER_MISS) * ctx.arm.state().tcp
-        _move(ctx, lambda: ctx.arm.move_pose(up, linear=True), "backing off after a missed grasp")
+        ctx.move(lambda: ctx.arm.move_pose(up, linear=True), "backing off after a missed grasp")
         raise SkillFailed(f"{skill.name}: the gripper closed on nothing at '{object}' (width "
                           f"{ctx.gripper.width() * 1000:.1f} mm); the object may have moved or its pose is wrong")
     ctx.holding = object
@@ -90,9 +90,7 @@ def run(ctx: SkillContext, skill: LearnedSkill, object: str, target: str) -> Non
     for seg in plan[2:]:
         _run_segment(ctx, seg)
     ctx.cell.wait(SETTLE)
-    ok, why = goal.check(ctx.cell.object_pose(object).t)
-    if not ok:
-        raise SkillFailed(f"{skill.name}: '{object}' is not in {goal.label}: {why}")
+    check_placed(ctx, goal, object, skill.name)
 
 
 def _a(kind: str) -> str:
@@ -259,7 +257,7 @@ def _solve(ctx: SkillContext, motion: MotionModel, F: SE3, goal: np.ndarray, fli
 
 def _run_segment(ctx: SkillContext, seg: JointSegment) -> None:
     traj = retimed(ctx, seg.t, seg.q, seg.tcp)
-    _move(ctx, lambda: ctx.arm.follow(traj), seg.doing)
+    ctx.move(lambda: ctx.arm.follow(traj), seg.doing)
 
 
 def plan_world(skill: LearnedSkill, obj_spec: ObjectSpec, T_obj: SE3, T_tgt: SE3,
