@@ -19,6 +19,7 @@ from spatialmath import SE3
 from spatialmath.base import q2r, r2q
 
 from robocell.errors import BackendError, ConfigError
+from robocell.sim.gui import REMEDY, CameraView, check_display, frame_cell, show_sliders
 
 if TYPE_CHECKING:
     from robocell.cellfile import CellSpec, FixtureSpec, ObjectSpec
@@ -66,16 +67,20 @@ class SimWorld:
         self.realtime = realtime
         self.time = 0.0
         self.seed = seed
+        self.gui = gui
         self._controllers: list[Controller] = []
         self._observers: list[Callable[[SimWorld], None]] = []
         self._closed = False
         #: touches of keep-out fixtures, (simulated time s, what touched, fixture), in order
         self.collisions: list[tuple[float, str, str]] = []
+        if gui:
+            # before connecting: without an X server PyBullet's C code calls exit(1)
+            check_display()
         mode = pb.GUI if gui else pb.DIRECT
         self.client = pb.connect(mode)
         if self.client < 0:
             raise BackendError(
-                "could not start the PyBullet GUI (no display?); run without --gui or set DISPLAY"
+                f"could not start the PyBullet GUI (is another PyBullet window open in this process?); {REMEDY}"
             )
         self._wall_start = time.perf_counter()
         c = self.client
@@ -85,6 +90,9 @@ class SimWorld:
         )
         pb.setGravity(0, 0, -9.81, physicsClientId=c)
         if gui:
+            # The panel (camera previews, parameter list) is off while a run is watched: it
+            # covers a third of the window and shows nothing of the cell.  Teleoperation turns
+            # it on for its sliders (robocell.sim.gui.show_sliders).
             pb.configureDebugVisualizer(pb.COV_ENABLE_GUI, 0, physicsClientId=c)
         self.bodies: dict[str, int] = {}
         self._build_table()
@@ -190,6 +198,20 @@ class SimWorld:
         body = pb.createMultiBody(0, col, vis, basePosition=pos, baseOrientation=orn, physicsClientId=c)
         pb.changeDynamics(body, -1, lateralFriction=0.8, physicsClientId=c)
         return body
+
+    # ---- the window -------------------------------------------------------------
+    def frame_camera(self, *, panel: bool = False) -> CameraView | None:
+        """In the GUI, fit the cell (every body as it stands now) into the window; None in DIRECT mode."""
+        if not self.gui:
+            return None
+        return frame_cell(self.pb, [*self.bodies.values(), *self.arm_bodies.values()], self.client, panel=panel)
+
+    def show_panel(self) -> None:
+        """Show the GUI's parameter panel (teleoperation sliders) and frame the cell beside it."""
+        if not self.gui:
+            raise BackendError("the parameter panel needs the PyBullet GUI; start the cell with --gui")
+        show_sliders(self.pb, self.client)
+        self.frame_camera(panel=True)
 
     # ---- state ------------------------------------------------------------
     def object_pose(self, name: str) -> SE3:
