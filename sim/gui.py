@@ -19,6 +19,7 @@ import ctypes.util
 import math
 import os
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,8 +33,10 @@ REMEDY = ("set DISPLAY to a running X server (e.g. DISPLAY=:0), run the command 
           "(`xvfb-run -a robocell ...`, Debian package xvfb), or drop --gui")
 
 CAMERA_YAW = 90.0  # deg: PyBullet's yaw 90 looks along -x, from the far side of the table towards the arm
-CAMERA_PITCH = -30.0  # deg: looking down on the table top, as a person standing at it
-FILL = 0.92  # share of the window's half-height/half-width the cell's image may reach
+CAMERA_PITCH = -35.0  # deg: looking down on the table top, as a person standing at it
+CAMERA_DEADLINE = 60.0  # s for the window to take a camera position (a software-rendered frame on a busy host)
+CAMERA_POLL = 0.05  # s between checks that it did
+FILL = 0.97  # share of the window's half-height/half-width the cell's image may reach
 
 
 def display_problem(environ: dict[str, str] | None = None, platform: str = sys.platform) -> str | None:
@@ -181,8 +184,45 @@ def frame_cell(pb: Any, bodies: Iterable[int], client: int, *, panel: bool = Fal
     width, height, _, projection = pb.getDebugVisualizerCamera(physicsClientId=client)[:4]
     viewport = Viewport.inside_margins(width, height, PANEL_MARGINS) if panel else Viewport()
     view = fit_view(pb, points, projection, viewport)
-    pb.resetDebugVisualizerCamera(view.distance, view.yaw, view.pitch, list(view.target), physicsClientId=client)
+    _set_camera(pb, view, client)
     return view
+
+
+#: the camera PyBullet's window starts with (yaw, pitch, distance, target); its start-up can put it
+#: back after robocell framed the cell
+STARTUP_CAMERA = (50.0, -35.0, 5.0, (0.0, 0.0, 0.0))
+
+
+def camera_was_reset(pb: Any, client: int) -> bool:
+    """True when the window shows PyBullet's start-up camera again (not one a user moved)."""
+    yaw, pitch, distance, target = pb.getDebugVisualizerCamera(physicsClientId=client)[8:12]
+    y0, p0, d0, t0 = STARTUP_CAMERA
+    return bool(abs(yaw - y0) < 1e-3 and abs(pitch - p0) < 1e-3 and abs(distance - d0) < 1e-3
+                and np.allclose(target, t0, atol=1e-6))
+
+
+def set_camera(pb: Any, view: CameraView, client: int) -> None:
+    """Set the window's camera to ``view`` and wait until the window reports it."""
+    _set_camera(pb, view, client)
+
+
+def _set_camera(pb: Any, view: CameraView, client: int) -> None:
+    """Set the camera and wait until the window shows it.
+
+    The window's thread applies a camera reset when it draws its next frame, and one sent
+    before its very first frame is lost: so the reset is repeated until the window reports it.
+    """
+    deadline = time.monotonic() + CAMERA_DEADLINE
+    while True:
+        pb.resetDebugVisualizerCamera(view.distance, view.yaw, view.pitch, list(view.target), physicsClientId=client)
+        yaw, pitch, distance, target = pb.getDebugVisualizerCamera(physicsClientId=client)[8:12]
+        if abs(distance - view.distance) < 1e-3 and abs(yaw - view.yaw) < 1e-2 and abs(pitch - view.pitch) < 1e-2 \
+                and np.allclose(target, view.target, atol=1e-3):
+            return
+        if time.monotonic() > deadline:
+            raise BackendError(f"the PyBullet window did not take the camera position within {CAMERA_DEADLINE:g} s "
+                               "(is it drawing at all?); run without --gui")
+        time.sleep(CAMERA_POLL)
 
 
 def show_sliders(pb: Any, client: int) -> None:
@@ -194,4 +234,4 @@ def show_sliders(pb: Any, client: int) -> None:
 
 
 __all__ = ["PANEL_MARGINS", "CameraView", "REMEDY", "Viewport", "cell_points", "check_display", "display_problem", "fit_view", "frame_cell",
-           "show_sliders"]
+           "show_sliders", "camera_was_reset", "set_camera"]

@@ -19,12 +19,14 @@ from spatialmath import SE3
 from spatialmath.base import q2r, r2q
 
 from robocell.errors import BackendError, ConfigError
-from robocell.sim.gui import REMEDY, CameraView, check_display, frame_cell, show_sliders
+from robocell.sim.gui import REMEDY, CameraView, camera_was_reset, check_display, frame_cell, set_camera, show_sliders
 
 if TYPE_CHECKING:
     from robocell.cellfile import CellSpec, FixtureSpec, ObjectSpec
 
 REALTIME_SLIP = 0.05  # s behind the wall clock after which real-time pacing restarts from now
+CAMERA_GUARD = 30.0  # s of wall time after framing during which a camera put back by PyBullet is reframed
+CAMERA_GUARD_POLL = 0.25  # s of wall time between those checks
 TIMESTEP = 1.0 / 240.0  # PyBullet's tuned default; contacts get unstable above it
 
 
@@ -68,6 +70,8 @@ class SimWorld:
         self.time = 0.0
         self.seed = seed
         self.gui = gui
+        self._view: CameraView | None = None  # the framed camera, in the GUI
+        self._guard_until = self._next_guard_check = 0.0  # perf_counter s
         self._controllers: list[Controller] = []
         self._observers: list[Callable[[SimWorld], None]] = []
         self._closed = False
@@ -204,7 +208,20 @@ class SimWorld:
         """In the GUI, fit the cell (every body as it stands now) into the window; None in DIRECT mode."""
         if not self.gui:
             return None
-        return frame_cell(self.pb, [*self.bodies.values(), *self.arm_bodies.values()], self.client, panel=panel)
+        self._view = frame_cell(self.pb, [*self.bodies.values(), *self.arm_bodies.values()], self.client,
+                                panel=panel)
+        self._guard_until = time.perf_counter() + CAMERA_GUARD
+        return self._view
+
+    def _guard_camera(self) -> None:
+        """PyBullet's window start-up can put its camera back after the cell was framed: undo that
+        (only that: a camera the user moved with the mouse is theirs) for a while after framing."""
+        now = time.perf_counter()
+        if self._view is None or now > self._guard_until or now < self._next_guard_check:
+            return
+        self._next_guard_check = now + CAMERA_GUARD_POLL
+        if self.pb.isConnected(physicsClientId=self.client) and camera_was_reset(self.pb, self.client):
+            set_camera(self.pb, self._view, self.client)
 
     def show_panel(self) -> None:
         """Show the GUI's parameter panel (teleoperation sliders) and frame the cell beside it."""
@@ -283,6 +300,8 @@ class SimWorld:
             self.time += self.timestep
             for obs in self._observers:
                 obs(self)
+            if self.gui:
+                self._guard_camera()
             if self.realtime:
                 now = time.perf_counter()
                 lag = self.time - (now - self._wall_start)
