@@ -130,24 +130,31 @@ def fit_view(pb: Any, points: np.ndarray, projection: Sequence[float],
     box_centre = (lo + hi) / 2
     proj = np.asarray(projection, dtype=float).reshape(4, 4).T
 
+    def project(target: np.ndarray, distance: float) -> tuple[np.ndarray | None, np.ndarray]:
+        view = np.asarray(pb.computeViewMatrixFromYawPitchRoll(list(target), distance, yaw, pitch, 0, 2))
+        view = view.reshape(4, 4).T
+        clip = (proj @ view @ corners.T).T
+        if np.any(clip[:, 3] <= 1e-6):
+            return None, view  # a point behind the eye: far too close
+        return clip[:, :2] / clip[:, 3:4], view
+
     def place(distance: float) -> tuple[np.ndarray, float]:
         """The centred target at this distance and how far the points' image reaches (share of ``half``)."""
         target = box_centre.copy()
-        reach = math.inf
-        for _ in range(6):  # the image's centre moves almost linearly with the target: a few steps converge
-            view = np.asarray(pb.computeViewMatrixFromYawPitchRoll(list(target), distance, yaw, pitch, 0, 2))
-            view = view.reshape(4, 4).T
-            clip = (proj @ view @ corners.T).T
-            if np.any(clip[:, 3] <= 1e-6):
-                return target, math.inf  # a corner behind the eye: far too close
-            ndc = clip[:, :2] / clip[:, 3:4]
-            lo_n, hi_n = ndc.min(axis=0), ndc.max(axis=0)
-            reach = float(np.max((hi_n - lo_n) / 2 / half))
-            off = (lo_n + hi_n) / 2 - centre  # where the image's centre is, from the viewport's
+        for _ in range(8):  # the image's centre moves almost linearly with the target: a few steps converge
+            ndc, view = project(target, distance)
+            if ndc is None:
+                return target, math.inf
+            off = (ndc.min(axis=0) + ndc.max(axis=0)) / 2 - centre  # the image's centre, from the viewport's
             # moving the target by s along the camera's right (up) axis moves the image by
             # -s * P[0,0] (P[1,1]) / distance in x (y)
             right, up = view[0, :3], view[1, :3]
             target = target + right * off[0] * distance / proj[0, 0] + up * off[1] * distance / proj[1, 1]
+        ndc, _ = project(target, distance)
+        if ndc is None:
+            return target, math.inf
+        # from the viewport's centre to the furthest image point, whatever centring is left over
+        reach = float(np.max(np.maximum(ndc.max(axis=0) - centre, centre - ndc.min(axis=0)) / half))
         return target, reach
 
     radius = float(np.linalg.norm(hi - lo)) / 2
