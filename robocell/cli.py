@@ -84,6 +84,10 @@ def run(
     from robocell.cell import Cell
     from robocell.runner import load_registry, run_file
 
+    if gui and backend == "sim":
+        from robocell.sim.gui import check_display
+
+        check_display()  # before the work: without an X server PyBullet would exit(1) from C
     registry = load_registry(skills or [])
     options: dict[str, object] = {"seed": seed, "gui": gui, "realtime": gui, "record": record}
     if backend != "sim":
@@ -158,6 +162,10 @@ def demo(
     from robocell.sim.camera import save_png
     from robocell.skills import SkillContext
 
+    if gui:
+        from robocell.sim.gui import check_display
+
+        check_display()
     options: dict[str, object] = {"gui": gui, "realtime": gui, "record": record}
     with Cell.load(cell, "sim", **options) as c:
         bin_name = next((f.name for f in c.spec.fixtures if f.type == "bin"), None)

@@ -49,12 +49,15 @@ def check_options(backend: str, out: Path, script: Optional[Path], rate: float, 
                   gui: bool) -> str:
     """Check the options before anything starts; returns the recording's source label."""
     from robocell.recording import check_rate
+    from robocell.sim.gui import check_display
 
     if out.suffix != ".npz":
         raise ConfigError(f"--out {out}: a demonstration is a .npz file; use e.g. --out {out.with_suffix('.npz')}")
     check_rate(rate)
     if duration is not None and not (math.isfinite(duration) and duration > 0):
         raise ConfigError(f"--duration {duration} s must be a positive number of seconds")
+    if gui and backend == "sim" and script is not None:
+        check_display()
     if script is not None:
         if not script.is_file():
             raise ConfigError(f"script '{script}' does not exist; give a Python file defining demonstrate(cell)")
@@ -63,6 +66,7 @@ def check_options(backend: str, out: Path, script: Optional[Path], rate: float, 
         if not gui:
             raise ConfigError("in simulation nobody moves the arm by hand: give --script FILE.py (a scripted "
                               "demonstration) or --gui (teleoperation with sliders)")
+        check_display()
         return "teleop"
     if gui:
         raise ConfigError(f"--gui teleoperates the simulator; the arm at {backend} is moved by hand "

@@ -24,12 +24,15 @@ def eval_command(*, target: list[str], cell: Path, trials: int, workers: int, en
                  err_console: Console) -> int:
     """Run the command; returns the exit code (0, or 1 for a failed replay or a success rate below the bar)."""
     from robocell.eval_run import EvalPlan
+    from robocell.sim.gui import check_display
     from robocell.trial import EvalTarget
 
     if min_success is not None and not 0.0 <= min_success <= 1.0:
         raise ConfigError(f"--min-success {min_success}: must be a fraction between 0 and 1 (e.g. 0.99)")
     if (gui or record) and trial is None:
         raise ConfigError("--gui and --record watch one trial: add --trial K (K from the list of failed trials)")
+    if gui and backend == "sim":
+        check_display()  # here, not in the trial: there a missing display would read as a failed trial
     if not cell.is_file():
         raise ConfigError(f"cell file '{cell}' does not exist")
     plan = EvalPlan(EvalTarget.parse(target), str(cell), trials, seed, workers, engine, address, timeout,

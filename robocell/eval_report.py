@@ -159,13 +159,21 @@ class ScaleReport:
 # ---- the HTML page ----------------------------------------------------------------------------
 _COLOURS = {"ok": "#2e9e44", "failed": "#d62728", "error": "#8c2bd6"}
 
+# The failed-trials table has a fixed layout: its columns get the widths of its <colgroup>, the
+# table never grows past the page (the replay column stays on screen at 1280 px), and long
+# words (paths, replay commands) wrap at any character only when they must, not letter by letter.
 _CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
+body{font-family:system-ui,sans-serif;margin:2em;color:#222}
 h1{font-size:1.4em} .big{font-size:2.4em;font-weight:bold}
 table{border-collapse:collapse;margin:1em 0} td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
-code{background:#f4f4f4;padding:.1em .3em;word-break:break-all} .ok{color:#2e9e44}.failed{color:#d62728}.error{color:#8c2bd6}
-img{max-width:480px;border:1px solid #ccc} .muted{color:#777}
+table.failures{width:100%;table-layout:fixed} table.failures td{overflow-wrap:anywhere}
+code{background:#f4f4f4;padding:.1em .3em;overflow-wrap:anywhere}
+code.replay{display:block;white-space:pre-wrap;margin:.1em 0} .ok{color:#2e9e44}.failed{color:#d62728}.error{color:#8c2bd6}
+img{max-width:100%;border:1px solid #ccc} .muted{color:#777}
 """
+# (heading, width) of the failed-trials table's columns; the replay column takes what is left
+_FAILURE_COLUMNS = (("trial", "4.5em"), ("seed", "8.5em"), ("status", "5.5em"), ("failing step", "14%"),
+                    ("error", "20%"), ("picture", "180px"), ("replay", "auto"))
 
 
 def _html(r: ScaleReport) -> str:
@@ -188,13 +196,15 @@ def _html(r: ScaleReport) -> str:
     rows = []
     for t in r.failures:
         run = r.run_command(t)
-        replay = f"<code>{e(r.replay_command(t))}</code>" + (f"<br>or <code>{e(run)}</code>" if run else "")
+        replay = f"<code class='replay'>{e(r.replay_command(t))}</code>" + (
+            f"or <code class='replay'>{e(run)}</code>" if run else "")
         rows.append(f"<tr><td>{t.trial}</td><td>{t.seed}</td><td class='{t.status}'>{t.status}</td>"
                     f"<td>{e(t.step or '-')}</td><td>{e(t.error or '')}<br><span class='muted'>"
                     f"{e(t.error_type or '')}</span></td><td>{_picture(t.picture)}</td><td>{replay}</td></tr>")
-    failures = ("<h2>Failed trials</h2><table><tr><th>trial</th><th>seed</th><th>status</th><th>failing step</th>"
-                "<th>error</th><th>picture</th><th>replay</th></tr>" + "".join(rows) + "</table>"
-                if rows else "<h2>Failed trials</h2><p>None.</p>")
+    cols = "".join(f"<col style='width:{w}'>" for _, w in _FAILURE_COLUMNS)
+    heads = "".join(f"<th>{h}</th>" for h, _ in _FAILURE_COLUMNS)
+    failures = (f"<h2>Failed trials</h2><table class='failures'><colgroup>{cols}</colgroup><tr>{heads}</tr>"
+                + "".join(rows) + "</table>" if rows else "<h2>Failed trials</h2><p>None.</p>")
     every = "".join(f"<tr><td>{t.trial}</td><td>{t.seed}</td><td class='{t.status}'>{t.status}</td>"
                     f"<td>{t.wall_time:.2f}</td><td>{t.sim_time:.2f}</td></tr>" for t in r.trials)
     all_trials = (f"<details><summary>All {len(r.trials)} trials</summary><table><tr><th>trial</th><th>seed</th>"

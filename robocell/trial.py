@@ -164,8 +164,8 @@ def execute(job: TrialJob) -> TrialResult:
     except RobocellError as exc:
         # a backend that cannot start or a link that fails is the rig's fault, not the task's
         infra = isinstance(exc, BackendError | RemoteError)
-        result = replace(result, error=_first_line(exc), error_type=type(exc).__name__, step=step[0],
-                         is_error=infra)
+        result = replace(result, error=_without_step(_first_line(exc), step[0]), error_type=type(exc).__name__,
+                         step=step[0], is_error=infra)
     except Exception as exc:  # a bug in a skill or in robocell: report it, keep the run going
         where = traceback.extract_tb(exc.__traceback__)[-1]
         result = replace(result, error=f"{type(exc).__name__}: {_first_line(exc)} "
@@ -234,6 +234,13 @@ def _picture(job: TrialJob, cell: Cell) -> str | None:
     except RobocellError as exc:  # e.g. a cell without cameras: the report says so instead
         return f"(no picture: {_first_line(exc)})"
     return str(path)
+
+
+def _without_step(message: str, step: str | None) -> str:
+    """The error without the program's "step N call failed: " prefix: the result names the step already,
+    and every report (console, JSON, JUnit, HTML) shows it beside the error."""
+    prefix = f"step {step} failed: "
+    return message[len(prefix):] if step and message.startswith(prefix) else message
 
 
 def _first_line(exc: BaseException) -> str:

@@ -56,6 +56,7 @@ class SimBackend:
         )
         if self.initial_poses is None:
             self.world.settle()
+        self.world.frame_camera()  # in the GUI: the arm at home, the objects where they settled
         self.recorder = GifRecorder(self.world, record, camera) if record else None
 
     def _collided(self, fault: str) -> None:

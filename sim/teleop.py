@@ -79,6 +79,7 @@ class SliderSource:
         if pb.getConnectionInfo(physicsClientId=c).get("connectionMethod") != pb.GUI:
             raise BackendError("teleoperation sliders need the PyBullet GUI; start the cell with --gui")
         self.world = world
+        world.show_panel()  # the window keeps the panel hidden until sliders need it
         p = np.asarray(start.t, dtype=float)
         x = start.R[:, 0]
         self._ids = [pb.addUserDebugParameter(name, float(lo), float(hi), float(np.clip(v, lo, hi)),

@@ -19,11 +19,14 @@ from spatialmath import SE3
 from spatialmath.base import q2r, r2q
 
 from robocell.errors import BackendError, ConfigError
+from robocell.sim.gui import REMEDY, CameraView, camera_was_reset, check_display, frame_cell, set_camera, show_sliders
 
 if TYPE_CHECKING:
     from robocell.cellfile import CellSpec, FixtureSpec, ObjectSpec
 
 REALTIME_SLIP = 0.05  # s behind the wall clock after which real-time pacing restarts from now
+CAMERA_GUARD = 30.0  # s of wall time after framing during which a camera put back by PyBullet is reframed
+CAMERA_GUARD_POLL = 0.25  # s of wall time between those checks
 TIMESTEP = 1.0 / 240.0  # PyBullet's tuned default; contacts get unstable above it
 
 
@@ -66,16 +69,22 @@ class SimWorld:
         self.realtime = realtime
         self.time = 0.0
         self.seed = seed
+        self.gui = gui
+        self._view: CameraView | None = None  # the framed camera, in the GUI
+        self._guard_until = self._next_guard_check = 0.0  # perf_counter s
         self._controllers: list[Controller] = []
         self._observers: list[Callable[[SimWorld], None]] = []
         self._closed = False
         #: touches of keep-out fixtures, (simulated time s, what touched, fixture), in order
         self.collisions: list[tuple[float, str, str]] = []
+        if gui:
+            # before connecting: without an X server PyBullet's C code calls exit(1)
+            check_display()
         mode = pb.GUI if gui else pb.DIRECT
         self.client = pb.connect(mode)
         if self.client < 0:
             raise BackendError(
-                "could not start the PyBullet GUI (no display?); run without --gui or set DISPLAY"
+                f"could not start the PyBullet GUI (is another PyBullet window open in this process?); {REMEDY}"
             )
         self._wall_start = time.perf_counter()
         c = self.client
@@ -85,6 +94,9 @@ class SimWorld:
         )
         pb.setGravity(0, 0, -9.81, physicsClientId=c)
         if gui:
+            # The panel (camera previews, parameter list) is off while a run is watched: it
+            # covers a third of the window and shows nothing of the cell.  Teleoperation turns
+            # it on for its sliders (robocell.sim.gui.show_sliders).
             pb.configureDebugVisualizer(pb.COV_ENABLE_GUI, 0, physicsClientId=c)
         self.bodies: dict[str, int] = {}
         self._build_table()
@@ -191,6 +203,33 @@ class SimWorld:
         pb.changeDynamics(body, -1, lateralFriction=0.8, physicsClientId=c)
         return body
 
+    # ---- the window -------------------------------------------------------------
+    def frame_camera(self, *, panel: bool = False) -> CameraView | None:
+        """In the GUI, fit the cell (every body as it stands now) into the window; None in DIRECT mode."""
+        if not self.gui:
+            return None
+        self._view = frame_cell(self.pb, [*self.bodies.values(), *self.arm_bodies.values()], self.client,
+                                panel=panel)
+        self._guard_until = time.perf_counter() + CAMERA_GUARD
+        return self._view
+
+    def _guard_camera(self) -> None:
+        """PyBullet's window start-up can put its camera back after the cell was framed: undo that
+        (only that: a camera the user moved with the mouse is theirs) for a while after framing."""
+        now = time.perf_counter()
+        if self._view is None or now > self._guard_until or now < self._next_guard_check:
+            return
+        self._next_guard_check = now + CAMERA_GUARD_POLL
+        if self.pb.isConnected(physicsClientId=self.client) and camera_was_reset(self.pb, self.client):
+            set_camera(self.pb, self._view, self.client)
+
+    def show_panel(self) -> None:
+        """Show the GUI's parameter panel (teleoperation sliders) and frame the cell beside it."""
+        if not self.gui:
+            raise BackendError("the parameter panel needs the PyBullet GUI; start the cell with --gui")
+        show_sliders(self.pb, self.client)
+        self.frame_camera(panel=True)
+
     # ---- state ------------------------------------------------------------
     def object_pose(self, name: str) -> SE3:
         """World pose of an object, read from physics."""
@@ -261,6 +300,8 @@ class SimWorld:
             self.time += self.timestep
             for obs in self._observers:
                 obs(self)
+            if self.gui:
+                self._guard_camera()
             if self.realtime:
                 now = time.perf_counter()
                 lag = self.time - (now - self._wall_start)
