@@ -14,7 +14,7 @@ EXTRAS := dev lang ray
 STAMP  := $(VENV)/.installed
 # Debian packages the tests use: a virtual X display for the GUI tests, a browser
 # for the HTML report tests. Installed by `make system` when missing (needs root).
-APT_PACKAGES := xvfb x11-apps chromium
+APT_PACKAGES := xvfb x11-apps libxtst6 libgl1-mesa-dri chromium
 APT_COMMANDS := Xvfb xwd chromium
 
 .PHONY: demo test test-load bench venv lock system clean
