@@ -34,6 +34,12 @@ class Goal:
     obj: ObjectSpec  # the object being placed
     support_z: float | None = None  # world height of the surface it must rest on (None: a frame or a pose)
     support: str = ""  # that surface, for messages
+    pile: bool = False  # a bin: resting on another object that is itself in the bin also counts
+
+    def contains(self, pose: SE3) -> bool:
+        """Whether ``pose``'s centre lies in the accepted region."""
+        local = (self.frame.inv() * np.asarray(pose.t, dtype=float).reshape(3, 1)).ravel()
+        return bool(np.all(local >= self.region_lo) and np.all(local <= self.region_hi))
 
     def check(self, pose: SE3) -> tuple[bool, str]:
         """Whether an object at ``pose`` is placed: centre inside the region and, for a fixture, resting on its floor."""
@@ -108,7 +114,10 @@ def placement(ctx: SkillContext, held: str, target: str | None, pose: SE3 | None
     release = max(floor_z(fx) + half + RELEASE_GAP, floor_z(fx) + h - half)
     spot = free_spot(ctx, fx, held)
     centre = np.array([spot[0], spot[1], release])
-    return Goal(f"'{fx_name}'", centre, lo, hi, T_fx, obj, floor_z(fx), f"the floor of '{fx_name}'")
+    # Things dropped into a bin may land on what is already there: that is still in the bin.
+    # A slot or a flat fixture holds one object on its floor; one on top of another is a stack.
+    return Goal(f"'{fx_name}'", centre, lo, hi, T_fx, obj, floor_z(fx), f"the floor of '{fx_name}'",
+                pile=fx.type == "bin")
 
 
 def check_placed(ctx: SkillContext, goal: Goal, held: str, what: str) -> None:
@@ -118,6 +127,8 @@ def check_placed(ctx: SkillContext, goal: Goal, held: str, what: str) -> None:
     if ok:
         return
     below = supporting(ctx, held)
+    if goal.pile and below is not None and goal.contains(pose) and goal.contains(ctx.cell.object_pose(below)):
+        return
     if below is not None and goal.support_z is not None:
         why += f"; it lies on top of '{below}' (to put one object on another, use stack)"
     raise SkillFailed(f"{what}: '{held}' is not in {goal.label}: {why}")

@@ -62,3 +62,26 @@ def test_effect_check_rejects_an_object_stacked_in_the_slot_and_stack_still_work
             s.stack("blue_block", on="green_block")
         assert np.allclose(cell.arm().state().q, q, atol=1e-3)
 
+
+
+def test_an_object_that_lands_on_another_inside_a_bin_is_in_the_bin() -> None:
+    from spatialmath import SE3
+
+    from robocell.skills.placement import check_placed, placement
+
+    with Cell.load(TABLETOP) as cell:
+        s = Skills(cell)
+        world = cell.backend.world  # type: ignore[attr-defined]
+        into_bin = placement(s.ctx, "red_block", "bin", None)
+        floor = cell.spec.fixture("bin").pose.se3()
+        green = SE3(float(floor.t[0]), float(floor.t[1]), into_bin.support_z + 0.021)  # type: ignore[operator]
+        world.set_object_pose("green_block", green)
+        world.set_object_pose("red_block", SE3(0, 0, 0.045) * green)  # dropped onto green_block
+        world.settle(0.5)
+        assert abs(cell.object_pose("red_block").t[2] - cell.object_pose("green_block").t[2] - 0.04) < 0.006
+        check_placed(s.ctx, into_bin, "red_block", "place")  # a pile in a bin is in the bin
+        world.set_object_pose("green_block", SE3(0.0, 0.3, 0.0) * green)  # green now outside, on the table
+        world.set_object_pose("red_block", SE3(0.0, 0.3, 0.045) * green)
+        world.settle(0.5)
+        with pytest.raises(SkillFailed, match="'red_block' is not in 'bin'"):
+            check_placed(s.ctx, into_bin, "red_block", "place")
