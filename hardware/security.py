@@ -165,7 +165,7 @@ def _bind_error(option: str, endpoint: str, exc: Exception, in_use: int) -> Conf
     if getattr(exc, "errno", None) == in_use:
         return ConfigError(f"{option} {endpoint}: the address is already in use (another `robocell serve`, or "
                            "another program, listens there); nothing was started. Stop that server, or give a "
-                           "free port, e.g. --bind tcp://127.0.0.1:5565")
+                           "free port with --bind (the state stream takes the next port too, or --state-bind)")
     return ConfigError(f"{option} {endpoint}: cannot bind ({exc}); give an endpoint such as tcp://127.0.0.1:5555")
 
 

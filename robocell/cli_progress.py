@@ -1,10 +1,10 @@
 """A line per skill call while ``robocell run`` works: step i/n, the call, its outcome and its time.
 
-    step 1/3: pick_and_place object=red_block target=bin ... ok (4.21 s)
-    step 2/3: home ... failed (0.30 s)
+    step 1/3: pick_and_place(object='red_block', target='bin') ... ok (4.21 s)
+    step 2/3: home() ... failed (0.30 s)
 
 A program's number of steps is known beforehand; a script's is not, so a
-script's calls read ``step 1: pick object=green_block ... ok (2.10 s)``.
+script's calls read ``step 1: pick(object='green_block') ... ok (2.10 s)``.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ class StepPrinter:
     def skill_call(self, name: str, args: dict[str, Any], status: str) -> None:
         if status == "start":
             self.calls += 1
-        words = [name] + [f"{k}={_value(v)}" for k, v in args.items()]
-        self._show(self.calls, " ".join(words), status)
+        inner = ", ".join(f"{k}={_value(v)}" for k, v in args.items())
+        self._show(self.calls, f"{name}({inner})", status)
 
     def _show(self, i: int, text: str, status: str) -> None:
         if status == "start":
@@ -48,12 +48,12 @@ class StepPrinter:
 def _value(v: Any) -> str:
     if isinstance(v, list | tuple):
         return "[" + ", ".join(_value(x) for x in v) + "]"
-    if isinstance(v, float):
-        return f"{v:g}"
+    if isinstance(v, str | int | float):
+        return repr(v)
     t = getattr(v, "t", None)  # a pose (SE3): its position is what identifies it on one line
     if t is not None and getattr(t, "shape", None) == (3,):
         return "(" + ", ".join(f"{c:.3f}" for c in t) + ") m"
-    return str(v)
+    return repr(v)
 
 
 __all__ = ["StepPrinter"]
