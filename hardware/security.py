@@ -51,7 +51,7 @@ def generate(folder: str | Path, client_name: str = "client") -> list[Path]:
             raise ConfigError(f"{d / (name + '.key_secret')} exists already; choose another folder "
                               "(keys are never overwritten, not even with --force: clients may depend on them)")
     # a folder that holds other files is fine (only the key files must be new); it must be writable
-    check_output(d, "keys generate FOLDER", kind="folder", force=True)
+    check_output(d, "keys generate", kind="folder", force=True)
     d.mkdir(parents=True, exist_ok=True)
     made: list[Path] = []
     for name in ("server", client_name):

@@ -112,7 +112,7 @@ class _StopOnSignal:
 
     Without it, SIGTERM (``kill``, a supervisor, a CI timeout) ended the process on the spot and
     the file was never written.  SIGINT is installed too, for the case where it was inherited
-    as ignored (``robocell record ... &`` in a non-interactive shell).  Once :meth:`disarm`\ ed
+    as ignored (``robocell record ... &`` in a non-interactive shell).  Once disarmed
     (the demonstration is over, the save starts) a signal is only noted: the save finishes.
     A passive recording's own :class:`_StopOnCtrlC` takes over while it waits.
     """
