@@ -30,6 +30,26 @@ cell_app = typer.Typer(help="Cell files: validate and describe.", no_args_is_hel
 app.add_typer(cell_app, name="cell")
 _register_hardware(app)
 
+
+def _show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            text = version("robocell")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            from robocell import __version__ as text
+        print(f"robocell {text}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
+                                          help="Print robocell's version and exit.")] = False,
+) -> None:
+    """Program robot cells: run skill programs in simulation or on hardware."""
+
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
