@@ -84,10 +84,17 @@ def serve(
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
-    with server:
-        print(ready_line(name, driver, server.endpoint, server.state_endpoint, server_keys is not None), flush=True)
-        while not done.wait(0.2) and server.control.failure is None:
-            continue
+    try:
+        with server:
+            print(ready_line(name, driver, server.endpoint, server.state_endpoint, server_keys is not None),
+                  flush=True)
+            while not done.wait(0.2) and server.control.failure is None:
+                continue
+    finally:
+        # Frozen objects are never collected, not even at exit: the robot models' reference cycles
+        # (roboticstoolbox robots, their nanobind ETS objects) outlived the interpreter, and
+        # nanobind listed each as a leaked instance. The control loop is over: collect again.
+        gc.unfreeze()
     if server.control.failure is not None:
         raise SystemExit(1)
 
