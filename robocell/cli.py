@@ -117,7 +117,7 @@ def run(
 
     what = EvalTarget.parse(target)  # the same words as `robocell eval`
     if record is not None:
-        check_output(record, "--record", force=force, suffix=".gif")
+        check_output(record, "--record", force=force, suffix=".gif", what="an animation")
     if picture is not None:
         check_output(picture, "--picture", force=force)
     registry = load_registry(skills or [])
@@ -201,7 +201,7 @@ def demo(
     from robocell.skills import SkillContext
 
     if record is not None:
-        check_output(record, "--record", force=force, suffix=".gif")
+        check_output(record, "--record", force=force, suffix=".gif", what="an animation")
     # the default picture is robocell's own scratch file: replaced; a picture the user names is not
     picture = check_output(picture or DEMO_PICTURE, "--picture", force=force or picture is None)
 

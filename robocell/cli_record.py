@@ -51,7 +51,7 @@ def check_options(backend: str, out: Path, script: Optional[Path], rate: float, 
     from robocell.outputs import check_output
     from robocell.recording import check_rate
 
-    check_output(out, "--out", force=force, suffix=".npz")
+    check_output(out, "--out", force=force, suffix=".npz", what="a demonstration")
     check_rate(rate)
     if duration is not None and not (math.isfinite(duration) and duration > 0):
         raise ConfigError(f"--duration {duration} s must be a positive number of seconds")

@@ -65,7 +65,7 @@ def _check_outputs(junit: Path | None, report: Path | None, record: Path | None,
     if report is not None:
         check_output(report, "--report", force=force, kind="folder")
     if record is not None:
-        check_output(record, "--record", force=force, suffix=".gif")
+        check_output(record, "--record", force=force, suffix=".gif", what="an animation")
 
 
 def _shard(text: str | None) -> tuple[int, int]:

@@ -30,18 +30,19 @@ Kind = Literal["file", "folder", "append"]
 
 
 def check_output(path: str | Path, option: str, *, force: bool = False, kind: Kind = "file",
-                 suffix: str | None = None) -> Path:
+                 suffix: str | None = None, what: str = "the output") -> Path:
     """``path`` if robocell may write it for ``option``; :class:`OutputError` saying why not otherwise.
 
     ``kind`` is ``"file"`` (replaced only with ``force``), ``"folder"`` (a folder of files,
     refused when it exists and is not empty, unless ``force``) or ``"append"`` (a log that is
-    appended to). ``suffix`` (".gif") is the only file type the option writes.
+    appended to). ``suffix`` (".gif") is the only file type the option writes, and ``what``
+(``"an animation"``) names it in the message.
     Nothing is created: the check probes the nearest existing folder.
     """
     p = Path(path)
     where = f"{option} {p}"
     if suffix is not None and p.suffix.lower() != suffix:
-        raise OutputError(f"{where}: {option} writes a {suffix} file; use e.g. {option} {p.with_suffix(suffix)}")
+        raise OutputError(f"{where}: {what} is a {suffix} file; use e.g. {option} {p.with_suffix(suffix)}")
     if kind == "folder":
         if p.exists() and not p.is_dir():
             raise OutputError(f"{where}: this is a file, not a folder; give a folder to write into")
