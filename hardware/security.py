@@ -43,13 +43,17 @@ def generate(folder: str | Path, client_name: str = "client") -> list[Path]:
     """Create server and client key pairs and authorise the client; never overwrites."""
     import zmq.auth
 
+    from robocell.outputs import check_output
+
     d = Path(folder)
-    d.mkdir(parents=True, exist_ok=True)
-    made: list[Path] = []
     for name in ("server", client_name):
         if (d / f"{name}.key_secret").exists():
             raise ConfigError(f"{d / (name + '.key_secret')} exists already; choose another folder "
-                              "(keys are never overwritten, clients may depend on them)")
+                              "(keys are never overwritten, not even with --force: clients may depend on them)")
+    # a folder that holds other files is fine (only the key files must be new); it must be writable
+    check_output(d, "keys generate", kind="folder", force=True)
+    d.mkdir(parents=True, exist_ok=True)
+    made: list[Path] = []
     for name in ("server", client_name):
         pub, sec = zmq.auth.create_certificates(str(d), name)
         Path(sec).chmod(0o600)
@@ -111,6 +115,58 @@ def is_loopback(endpoint: str) -> bool:
             return all(ipaddress.ip_address(a[4][0]).is_loopback for a in socket.getaddrinfo(host, None))
         except OSError:
             return False
+
+
+def check_free(bind: str, state_bind: str | None = None) -> None:
+    """ConfigError when an endpoint the server would bind is taken (by another server, say).
+
+    Binds and releases each endpoint with a throw-away socket before the driver connects,
+    so the mistake costs nothing and reads as a sentence, not as a ZMQError traceback.
+    """
+    import errno
+
+    import zmq
+
+    ctx = zmq.Context()
+    try:
+        with ctx.socket(zmq.ROUTER) as probe:
+            probe.setsockopt(zmq.LINGER, 0)
+            try:
+                probe.bind(bind)
+            except zmq.ZMQError as exc:
+                raise _bind_error("--bind", bind, exc, errno.EADDRINUSE) from None
+            endpoint = probe.getsockopt_string(zmq.LAST_ENDPOINT)
+        if state_bind is None:
+            state_bind = _state_endpoint(bind, endpoint)
+            option = "--bind (its state stream, on the next port)"
+        else:
+            option = "--state-bind"
+        if state_bind is not None:
+            with ctx.socket(zmq.PUB) as probe:
+                probe.setsockopt(zmq.LINGER, 0)
+                try:
+                    probe.bind(state_bind)
+                except zmq.ZMQError as exc:
+                    raise _bind_error(option, state_bind, exc, errno.EADDRINUSE) from None
+    finally:
+        ctx.term()
+
+
+def _state_endpoint(bind: str, endpoint: str) -> str | None:
+    """The state stream's endpoint for a command endpoint with a fixed port (None for port 0 or ipc)."""
+    # as the server picks it (robocell.hardware.server): same host, command port + 1
+    head, _, port = endpoint.rpartition(":")
+    if bind.endswith((":0", ":*")) or not port.isdigit():
+        return None
+    return f"{head}:{int(port) + 1}"
+
+
+def _bind_error(option: str, endpoint: str, exc: Exception, in_use: int) -> ConfigError:
+    if getattr(exc, "errno", None) == in_use:
+        return ConfigError(f"{option} {endpoint}: the address is already in use (another `robocell serve`, or "
+                           "another program, listens there); nothing was started. Stop that server, or give a "
+                           "free port with --bind (the state stream takes the next port too, or --state-bind)")
+    return ConfigError(f"{option} {endpoint}: cannot bind ({exc}); give an endpoint such as tcp://127.0.0.1:5555")
 
 
 def check_bind(endpoint: str, keys: object, insecure: bool) -> None:

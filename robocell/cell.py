@@ -12,6 +12,8 @@ from robocell.backends import Backend, create_backend
 from robocell.errors import ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import numpy as np
 
     from robocell.arm import Arm, Gripper
@@ -29,6 +31,9 @@ class Cell:
         self.spec = spec
         self.backend = backend
         self.address = address
+        # told about every skill a script calls (not the skills those call): (skill, args, status)
+        # with status "start", "done" or "failed"; `robocell run` prints progress with it
+        self.on_skill_call: Callable[[str, dict[str, Any], str], None] | None = None
 
     @classmethod
     def load(cls, path: str | Path, backend: str = "sim", **options: Any) -> Cell:

@@ -25,6 +25,7 @@ from pydantic import BeforeValidator, PrivateAttr, ValidationError, model_valida
 from spatialmath import SE3
 
 from robocell.cellfile_arm import ArmSpec, SafetySpec
+from robocell.cellfile_placement import placement_problems
 from robocell.cellfile_errors import Loc, format_errors, format_problems, problem, problems, read_yaml, show
 from robocell.cellfile_types import (
     Coloured,
@@ -297,6 +298,7 @@ class CellSpec(Spec):
         names = {kind: [e.name for e in getattr(self, kind)] for kind in _KINDS}
         bad = cross_problems(names, [f.parent for f in self.frames])
         bad += object_problems(self.randomization, names["objects"])
+        bad += placement_problems(self)
         if bad:
             raise problems(bad)
         return self

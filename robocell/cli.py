@@ -17,6 +17,7 @@ from rich.console import Console
 
 from robocell.cli_serve import register as _register_hardware
 from robocell.errors import RobocellError
+from robocell.outputs import check_output
 
 app = typer.Typer(
     name="robocell",
@@ -29,6 +30,26 @@ cell_app = typer.Typer(help="Cell files: validate and describe.", no_args_is_hel
 app.add_typer(cell_app, name="cell")
 _register_hardware(app)
 
+
+def _show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            text = version("robocell")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            from robocell import __version__ as text
+        print(f"robocell {text}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
+                                          help="Print robocell's version and exit.")] = False,
+) -> None:
+    """Program robot cells: run skill programs in simulation or on hardware."""
+
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -38,6 +59,7 @@ SkillsOpt = Annotated[
 ]
 
 DEMO_CELL = Path("examples/cells/tabletop.yaml")
+DEMO_PICTURE = Path("out/demo.png")
 
 
 @cell_app.command("check")
@@ -67,9 +89,15 @@ def skills(skills: SkillsOpt = None) -> None:
         console.print()
 
 
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace output files that exist already.")]
+
+
 @app.command()
 def run(
-    target: Annotated[Path, typer.Argument(help="PROGRAM.yaml or SCRIPT.py (defining main(cell)).")],
+    target: Annotated[list[str], typer.Argument(
+        help="PROGRAM.yaml, SCRIPT.py (defining main(cell)), or a skill with key=value arguments: "
+             "pick_and_place object=red_block target=bin",
+        metavar="PROGRAM_OR_SKILL [KEY=VALUE...]")],
     cell: CellOpt,
     backend: Annotated[str, typer.Option(help="sim, or tcp://host:port for a remote arm.")] = "sim",
     gui: Annotated[bool, typer.Option(help="Show the PyBullet window (real-time).")] = False,
@@ -79,16 +107,26 @@ def run(
     picture: Annotated[Optional[Path], typer.Option(help="Write a PNG of the final scene.")] = None,
     skills: SkillsOpt = None,
     keys: Annotated[Optional[Path], typer.Option(help="Keys folder for a CURVE-secured remote arm.")] = None,
+    force: ForceOpt = False,
 ) -> None:
-    """Run a program or a skill script on a cell."""
+    """Run a program, a skill script or one skill call on a cell."""
     from robocell.cell import Cell
-    from robocell.runner import load_registry, run_file
+    from robocell.cli_progress import StepPrinter
+    from robocell.runner import load_registry, run_target
+    from robocell.trial import EvalTarget
 
+    what = EvalTarget.parse(target)  # the same words as `robocell eval`
+    if record is not None:
+        check_output(record, "--record", force=force, suffix=".gif", what="an animation")
+    if picture is not None:
+        check_output(picture, "--picture", force=force)
     if gui and backend == "sim":
         from robocell.sim.gui import check_display
 
         check_display()  # before the work: without an X server PyBullet would exit(1) from C
     registry = load_registry(skills or [])
+    program = what.program()
+    progress = StepPrinter(console, len(program.steps) if program is not None else None)
     options: dict[str, object] = {"seed": seed, "gui": gui, "realtime": gui, "record": record}
     if backend != "sim":
         # only what the user actually asked for, so a simulator-only option gets a clear error
@@ -96,13 +134,14 @@ def run(
         if keys is not None:
             options["keys"] = str(keys)
     with Cell.load(cell, backend, **options) as c:
-        report = run_file(c, target, registry, arm=arm, on_step=_print_step)
+        report = run_target(c, what, registry, arm=arm, on_step=progress.program_step,
+                            on_call=progress.skill_call)
         if picture is not None:
             from robocell.sim.camera import save_png
 
             save_png(c.render(), picture)
             console.print(f"picture of the final scene: {picture}")
-    console.print(f"[green]done[/]: {target} ran in {report.wall_time:.2f} s")
+    console.print(f"[green]done[/]: {what.text()} ran in {report.wall_time:.2f} s")
     if record is not None:
         console.print(f"animation: {record}")
 
@@ -136,6 +175,7 @@ def eval_cmd(
     shard: Annotated[Optional[str], typer.Option(
         help="I/N: run only trials K with K % N == I, to split one evaluation over N drivers or CI jobs.")] = None,
     skills: SkillsOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Run a program or skill on N randomised cells, in parallel, and report the success rate."""
     from robocell.eval_cli import eval_command
@@ -144,7 +184,7 @@ def eval_cmd(
         target=target, cell=cell, trials=trials, workers=workers, engine=engine, address=address, seed=seed,
         as_json=as_json, junit=junit, report=report, trial=trial, gui=gui, record=record, timeout=timeout,
         randomize=randomize or [], backend=backend, min_success=min_success, animate=animate,
-        skills=skills or [], shard=shard, console=console, err_console=err_console,
+        skills=skills or [], shard=shard, force=force, console=console, err_console=err_console,
     )
     if code:
         raise typer.Exit(code)
@@ -155,12 +195,19 @@ def demo(
     cell: Annotated[Path, typer.Option("--cell", "-c", help="Cell file.")] = DEMO_CELL,
     gui: Annotated[bool, typer.Option(help="Show the PyBullet window (real-time).")] = False,
     record: Annotated[Optional[Path], typer.Option(help="Write an animation (.gif).")] = None,
-    picture: Annotated[Path, typer.Option(help="PNG of the final scene.")] = Path("out/demo.png"),
+    picture: Annotated[Optional[Path], typer.Option(
+        help=f"PNG of the final scene (default {DEMO_PICTURE}, replaced on every run).")] = None,
+    force: ForceOpt = False,
 ) -> None:
     """Put every block of the tabletop cell in the bin, then go home; writes a picture."""
     from robocell.cell import Cell
     from robocell.sim.camera import save_png
     from robocell.skills import SkillContext
+
+    if record is not None:
+        check_output(record, "--record", force=force, suffix=".gif", what="an animation")
+    # the default picture is robocell's own scratch file: replaced; a picture the user names is not
+    picture = check_output(picture or DEMO_PICTURE, "--picture", force=force or picture is None)
 
     if gui:
         from robocell.sim.gui import check_display
@@ -203,16 +250,6 @@ _register_record(app, console)
 from robocell.cli_learn import register as _register_learn  # noqa: E402  (learn)
 
 _register_learn(app)
-
-
-def _print_step(i: int, step: object, status: str) -> None:
-    text = step.text()  # type: ignore[attr-defined]
-    if status == "start":
-        console.print(f"step {i}: {text} ...", end=" ")
-    elif status == "done":
-        console.print("[green]ok[/]")
-    else:
-        console.print("[red]failed[/]")
 
 
 def main(argv: list[str] | None = None) -> int:

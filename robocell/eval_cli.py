@@ -21,7 +21,7 @@ def eval_command(*, target: list[str], cell: Path, trials: int, workers: int, en
                  seed: int, as_json: bool, junit: Path | None, report: Path | None, trial: int | None, gui: bool,
                  record: Path | None, timeout: float, randomize: list[str], backend: str,
                  min_success: float | None, animate: int, skills: list[Path], shard: str | None, console: Console,
-                 err_console: Console) -> int:
+                 err_console: Console, force: bool = False) -> int:
     """Run the command; returns the exit code (0, or 1 for a failed replay or a success rate below the bar)."""
     from robocell.eval_run import EvalPlan
     from robocell.sim.gui import check_display
@@ -35,6 +35,7 @@ def eval_command(*, target: list[str], cell: Path, trials: int, workers: int, en
         check_display()  # here, not in the trial: there a missing display would read as a failed trial
     if not cell.is_file():
         raise ConfigError(f"cell file '{cell}' does not exist")
+    _check_outputs(junit, report, record, force)
     plan = EvalPlan(EvalTarget.parse(target), str(cell), trials, seed, workers, engine, address, timeout,
                     tuple(str(d) for d in skills), tuple(randomize), backend,
                     str(report) if report is not None else None, animate, _shard(shard))
@@ -56,6 +57,18 @@ def eval_command(*, target: list[str], cell: Path, trials: int, workers: int, en
             console.print(f"[red]success rate {result.success_rate:.1%} is below --min-success {min_success:.1%}[/]")
         return 1
     return 0
+
+
+def _check_outputs(junit: Path | None, report: Path | None, record: Path | None, force: bool) -> None:
+    """Every output path, before the first trial: a typo must not cost a whole evaluation."""
+    from robocell.outputs import check_output
+
+    if junit is not None:
+        check_output(junit, "--junit", force=force)
+    if report is not None:
+        check_output(report, "--report", force=force, kind="folder")
+    if record is not None:
+        check_output(record, "--record", force=force, suffix=".gif", what="an animation")
 
 
 def _shard(text: str | None) -> tuple[int, int]:

@@ -28,6 +28,24 @@ from robocell.errors import ConfigError, KinematicsError, UnreachableError
 if TYPE_CHECKING:
     from robocell.models import ArmModel
 
+# roboticstoolbox memoises these Robot methods with functools.lru_cache on the *class*:
+# the cache holds every robot ever asked (and its nanobind ETS objects) until the
+# interpreter exits, where nanobind reports each as a "leaked instance".
+_CLASS_CACHED = ("ets", "get_path", "_getlink", "_get_limit_links")
+
+
+def _private_caches(robot: Any) -> Any:
+    """``robot`` with its own caches for :data:`_CLASS_CACHED`: they die with the robot."""
+    import functools
+    import types
+
+    for name in _CLASS_CACHED:
+        wrapped = getattr(getattr(type(robot), name, None), "__wrapped__", None)
+        if wrapped is not None:  # an instance attribute shadows the class's cached method
+            setattr(robot, name, functools.lru_cache(maxsize=32)(types.MethodType(wrapped, robot)))
+    return robot
+
+
 # LM iterations per start.  Converging starts mostly need <15; going from 30 to
 # 60 converges <1% more starts from far seeds, and each iteration costs as much
 # as a fresh start's overhead/5, so a fresh start is the better buy.
@@ -229,7 +247,7 @@ class Kinematics:
 
             try:
                 elinks, name, *_ = URDFRobot.URDF_file(str(self.urdf_path))
-                return rtb.Robot(elinks, name=name)
+                return _private_caches(rtb.Robot(elinks, name=name))
             except Exception as exc:  # parser errors come in many types
                 raise ConfigError(
                     f"arm model '{self.model.name}': roboticstoolbox could not parse {self.urdf_path}: {exc}"

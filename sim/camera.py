@@ -63,6 +63,7 @@ class GifRecorder:
         self.size = size
         self.fps = fps
         self.every = max(1, int(round(1.0 / (fps * world.timestep))))
+        self.interval = self.every * world.timestep  # s of simulated time between two frames
         self.frames: list[np.ndarray] = []
         self._count = 0
         world.add_observer(self._observe)
@@ -74,8 +75,10 @@ class GifRecorder:
             self.frames.append(render(world, self.camera, self.size))
 
     def save(self) -> Path:
-        import imageio.v2 as iio
+        import imageio.v3 as iio
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        iio.mimsave(self.path, self.frames, duration=1.0 / self.fps, loop=0)
+        # Pillow's GIF writer takes the frame delay in milliseconds (seconds gave 0 ms: a frozen GIF)
+        iio.imwrite(self.path, np.stack(self.frames), plugin="pillow", duration=round(self.interval * 1000),
+                    loop=0)
         return self.path

@@ -33,6 +33,7 @@ class SkillContext:
     log: Callable[[str], None] = _quiet
     holding: str | None = None  # the object this arm picked and has not yet placed
     names: CellNames = field(init=False)
+    depth: int = field(init=False, default=0)  # skill calls under way through this context (nested ones too)
 
     def __post_init__(self) -> None:
         self.names = CellNames.from_spec(self.cell.spec)
@@ -55,7 +56,23 @@ class SkillContext:
     def call(self, name: str, **kwargs: Any) -> Any:
         """Run a skill by name after checking its arguments against its signature and the cell."""
         spec = self.registry.get(name)
-        return spec.func(self, **bind(spec, kwargs, self.names))
+        args = bind(spec, kwargs, self.names)
+        # only the calls a script makes are reported, not the skills a skill calls in turn
+        observer = self.cell.on_skill_call if self.depth == 0 else None
+        if observer is not None:
+            observer(name, kwargs, "start")
+        self.depth += 1
+        try:
+            result = spec.func(self, **args)
+        except BaseException:
+            if observer is not None:
+                observer(name, kwargs, "failed")
+            raise
+        finally:
+            self.depth -= 1
+        if observer is not None:
+            observer(name, kwargs, "done")
+        return result
 
 
 class Skills:
