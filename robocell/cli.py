@@ -79,6 +79,8 @@ def run(
     picture: Annotated[Optional[Path], typer.Option(help="Write a PNG of the final scene.")] = None,
     skills: SkillsOpt = None,
     keys: Annotated[Optional[Path], typer.Option(help="Keys folder for a CURVE-secured remote arm.")] = None,
+    connect_timeout: Annotated[Optional[float], typer.Option(
+        help="Seconds a remote backend waits for a server that is still starting (default 30).")] = None,
 ) -> None:
     """Run a program or a skill script on a cell."""
     from robocell.cell import Cell
@@ -91,6 +93,11 @@ def run(
         options = {k: v for k, v in options.items() if v}
         if keys is not None:
             options["keys"] = str(keys)
+    if connect_timeout is not None:
+        if backend == "sim":
+            raise RobocellError("--connect-timeout applies to a remote arm (--backend tcp://...); "
+                                "the simulator has no server to wait for")
+        options["connect_timeout"] = connect_timeout
     with Cell.load(cell, backend, **options) as c:
         report = run_file(c, target, registry, arm=arm, on_step=_print_step)
         if picture is not None:
@@ -195,6 +202,10 @@ _register_record(app, console)
 from robocell.cli_learn import register as _register_learn  # noqa: E402  (learn)
 
 _register_learn(app)
+
+from robocell.cli_reset import register as _register_reset  # noqa: E402  (reset)
+
+_register_reset(app, console)
 
 
 def _print_step(i: int, step: object, status: str) -> None:
