@@ -196,7 +196,7 @@ class Connection:
             left = t_end - now
             if left <= 0:
                 raise ConnectionLost(connect_failure(self.address, limit, self._keys_used(),
-                                                     watch.what_happened(len(sent)), first=first))
+                                                     watch.what_happened(len(sent), self.keys is not None), first=first))
             want_send = now >= next_hello
             # POLLOUT only once the connection (and the CURVE handshake) is complete (ZMQ_IMMEDIATE)
             poller.modify(d, zmq.POLLIN | (zmq.POLLOUT if want_send else 0))

@@ -18,6 +18,8 @@ import zmq
 
 DEFAULT_CONNECT_TIMEOUT = 30.0  # s: `robocell serve` starts in 2-10 s; a loaded 2-core host takes longer
 
+_HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+                     zmq.EVENT_HANDSHAKE_FAILED_AUTH)
 _WATCHED = (zmq.EVENT_CONNECTED | zmq.EVENT_CONNECT_DELAYED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_DISCONNECTED
             | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
             | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_SUCCEEDED)
@@ -47,20 +49,20 @@ class ConnectWatch:
             self.monitor.close(linger=0)
             self.monitor = None
 
-    def what_happened(self, hellos: int) -> str:
-        """One sentence on how far the connection got."""
+    def what_happened(self, hellos: int, keyed: bool) -> str:
+        """One sentence on how far the connection got (``keyed``: the client used CURVE keys)."""
         self.drain()
         ev = self.events
         if ev[zmq.EVENT_HANDSHAKE_SUCCEEDED] or hellos:
             return (f"a server accepted the connection, but none of the {hellos} 'hello' request(s) sent got "
                     "a reply (a server still starting or stalled, or not a robocell server)")
-        if ev[zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL]:
-            return ("a server answered, but the two sides disagree on encryption: the server runs with --keys "
-                    "and this client has none, or the other way round")
-        key_failures = ev[zmq.EVENT_HANDSHAKE_FAILED_AUTH] + ev[zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL]
-        if key_failures:
-            return (f"a server answered, but the CURVE handshake failed {key_failures} time(s): this client's key "
-                    "is not in the server's authorized/ folder, or its server.key is not this server's")
+        failed = sum(ev[e] for e in _HANDSHAKE_FAILED)
+        if failed:
+            # which failure event a mismatch raises varies (and with the host's load), so both sides' cases
+            why = ("the server probably runs with --keys: pass --keys with its keys folder" if not keyed else
+                   "this client's key is not in the server's authorized/ folder, its server.key is not this "
+                   "server's, or the server runs without --keys")
+            return f"a server answered, but the security handshake failed {failed} time(s): {why}"
         if ev[zmq.EVENT_CONNECTED]:
             return (f"a TCP connection was made {ev[zmq.EVENT_CONNECTED]} time(s) but the handshake never "
                     "completed (the other side closed it: a wrong server.key, or not a ZeroMQ server)")
