@@ -4,6 +4,9 @@ Rules this module keeps (docs/protocol.md):
 
 - every request carries a fresh id and a deadline, and the call returns or
   raises within that deadline (``ConnectionLost`` when the server is silent);
+- the first connection waits for a server that is still starting, within the
+  connect deadline (``connect_timeout``): only ``hello``, which changes
+  nothing, is repeated while it waits (:mod:`robocell.hardware.connect`);
 - a request is never resent: after a timeout the socket is closed with
   ``linger=0`` so nothing queued can reach a server later, and ZMQ_IMMEDIATE
   stops ZeroMQ from queueing messages for a server that is not connected;
@@ -32,6 +35,7 @@ from robocell.errors import (
     ConfigError, ConnectionLost, KinematicsError, LeaseError, MotionError, ProtectiveStop, ProtocolError,
     RemoteError, SafetyViolation, UnreachableError,
 )
+from robocell.hardware.connect import DEFAULT_CONNECT_TIMEOUT, ConnectWatch, connect_failure
 from robocell.hardware.protocol import VERSION, WireError, pack, unpack
 from robocell.hardware.security import ClientKeys
 
@@ -72,14 +76,19 @@ class Connection:
 
     def __init__(self, address: str, *, keys: ClientKeys | None = None, timeout: float = 2.0,
                  stale: float | None = None, latency: float = 0.0, state_drop: float = 0.0,
-                 seed: int | None = None, queue_states: bool = False) -> None:
+                 seed: int | None = None, queue_states: bool = False,
+                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:
         if not (0.01 <= timeout <= 600):
             raise ConfigError(f"timeout = {timeout} s is outside [0.01, 600] s")
+        if not (0.01 <= connect_timeout <= 3600):
+            raise ConfigError(f"connect timeout = {connect_timeout} s is outside [0.01, 3600] s; it is how long "
+                              "the first connection waits for a server that is still starting")
         if not (0.0 <= latency <= 10.0) or not (0.0 <= state_drop < 1.0):
             raise ConfigError(f"latency = {latency} s must be in [0, 10] and state_drop = {state_drop} in [0, 1)")
         self.address = address
         self.keys = keys
         self.timeout = timeout
+        self.connect_timeout = connect_timeout
         self.latency = latency
         self.state_drop = state_drop
         self._rng = np.random.default_rng(seed)
@@ -103,7 +112,11 @@ class Connection:
         # every state in arrival order (queue_states): a reader that wakes late still sees them all
         self.queue_states = queue_states
         self._queued: collections.deque[dict[str, Any]] = collections.deque(maxlen=STATE_QUEUE)
-        self._connect()
+        try:
+            self._connect(connect_timeout)  # the server may still be starting: wait for it this long
+        except BaseException:
+            self.close()
+            raise
 
     # ---------------------------------------------------------------- sockets
     def _secure(self, s: zmq.Socket[bytes]) -> None:
@@ -113,17 +126,30 @@ class Connection:
             s.curve_publickey = self.keys.public
             s.curve_serverkey = self.keys.server_public
 
-    def _connect(self) -> None:
-        """(Re)open the command socket, say hello, subscribe to state, re-take the lease if held before."""
+    def _connect(self, within: float | None = None) -> None:
+        """(Re)open the command socket, say hello, subscribe to state, re-take the lease if held before.
+
+        ``within`` is how long to wait for the server to answer hello (default: the request
+        timeout, for reconnects during a program; the first connection uses the connect deadline).
+        """
         self._drop_sockets()
         self._min_seq = 0  # a new server counts from the start
+        limit = self.timeout if within is None else within
+        t_end = time.monotonic() + limit
         d = self.ctx.socket(zmq.DEALER)
         self._secure(d)
         d.setsockopt(zmq.IMMEDIATE, 1)  # never queue a command for a server that is not there
         d.setsockopt(zmq.SNDHWM, 1000)
-        d.connect(self.address)
-        self._dealer = d
-        self.info = self.request("hello", {"client": "robocell-python"})
+        watch = ConnectWatch(d)
+        try:
+            d.connect(self.address)
+            self._dealer = d
+            self.info = self._hello(d, watch, t_end, limit, first=within is not None)
+        except BaseException:
+            watch.close()
+            self._drop_sockets()
+            raise
+        watch.close()
         if self.info.get("version") != VERSION:
             raise ProtocolError(f"server at {self.address} speaks protocol v{self.info.get('version')}, "
                                 f"this client v{VERSION}; upgrade the older side")
@@ -141,7 +167,8 @@ class Connection:
         self._sub = sub
         self._state = None
         self._queued.clear()
-        self.state(max_age=self.stale)  # the stream works (and CURVE let us in) before we go on
+        # the stream works (and CURVE let us in) before we go on
+        self.state(max_age=self.stale, within=max(self.timeout, t_end - time.monotonic()))
         if self._want_lease:
             self.acquire()
 
@@ -154,6 +181,58 @@ class Connection:
 
     def reconnect(self) -> None:
         self._connect()
+
+    def _hello(self, d: zmq.Socket[bytes], watch: ConnectWatch, t_end: float, limit: float,
+               first: bool) -> dict[str, Any]:
+        """Say hello until a reply or ``t_end``: only hello is repeated, since it changes nothing."""
+        poller = zmq.Poller()
+        poller.register(d, zmq.POLLIN | zmq.POLLOUT)
+        if watch.monitor is not None:
+            poller.register(watch.monitor, zmq.POLLIN)
+        sent: set[int] = set()
+        next_hello = 0.0  # when to (re)send: at once, then after each request timeout without a reply
+        while True:
+            now = time.monotonic()
+            left = t_end - now
+            if left <= 0:
+                raise ConnectionLost(connect_failure(self.address, limit, self._keys_used(),
+                                                     watch.what_happened(len(sent), self.keys is not None), first=first))
+            want_send = now >= next_hello
+            # POLLOUT only once the connection (and the CURVE handshake) is complete (ZMQ_IMMEDIATE)
+            poller.modify(d, zmq.POLLIN | (zmq.POLLOUT if want_send else 0))
+            wait = left if want_send else min(left, next_hello - now)
+            events = dict(poller.poll(int(wait * 1000) + 1))
+            watch.drain()
+            if events.get(d, 0) & zmq.POLLIN:
+                try:
+                    rep = unpack(d.recv(), max_str=REPLY_MAX_STR)
+                except WireError as exc:
+                    raise ProtocolError(f"the server at {self.address} sent an undecodable reply to hello "
+                                        f"({exc.message}); is it a robocell server?") from None
+                if rep.get("id") not in sent:
+                    continue
+                if rep.get("ok"):
+                    result = rep.get("result", {})
+                    return result if isinstance(result, dict) else {}
+                if rep.get("code") == "DEADLINE_EXCEEDED":
+                    next_hello = 0.0  # the server was still starting when our hello arrived: ask again
+                    continue
+                raise error_for(str(rep.get("code")), str(rep.get("msg")))
+            if want_send and events.get(d, 0) & zmq.POLLOUT:
+                per_try = min(self.timeout, max(0.01, t_end - time.monotonic()))
+                rid, data = self._envelope("hello", {"client": "robocell-python"}, per_try)
+                try:
+                    d.send(data, zmq.NOBLOCK)
+                except zmq.Again:
+                    continue  # the connection dropped again: wait for the next one
+                sent.add(rid)
+                next_hello = time.monotonic() + per_try
+
+    def _keys_used(self) -> str:
+        if self.keys is None:
+            return "no keys: an unencrypted connection"
+        where = f" from {self.keys.folder}" if self.keys.folder is not None else ""
+        return f"CURVE keys{where}"
 
     # ---------------------------------------------------------------- requests
     def request(self, op: str, args: dict[str, Any] | None = None, *, deadline: float | None = None) -> dict[str, Any]:
@@ -174,15 +253,15 @@ class Connection:
         except zmq.Again:
             # not connected (yet): wait for the connection within the deadline, never queue
             if not d.poll(max(0, int((t_end - time.monotonic()) * 1000)), zmq.POLLOUT):
-                self._lost(op, limit, "could not reach the server")
+                self._lost(op, limit, "was not connected")
             try:
                 d.send(data, zmq.NOBLOCK)
             except zmq.Again:
-                self._lost(op, limit, "could not reach the server")
+                self._lost(op, limit, "was not connected")
         while True:
             left = t_end - time.monotonic()
             if left <= 0 or not d.poll(int(left * 1000) + 1, zmq.POLLIN):
-                self._lost(op, limit, "no reply")
+                self._lost(op, limit, "did not reply")
             try:
                 rep = unpack(d.recv(), max_str=REPLY_MAX_STR)
             except WireError as exc:
@@ -193,7 +272,7 @@ class Connection:
             if op in SYNC_OPS and isinstance(rep.get("seq"), int):
                 self._min_seq = max(self._min_seq, rep["seq"] + 1)
             if not rep.get("ok"):
-                raise error_for(str(rep.get("code")), str(rep.get("msg")))
+                raise self._error(str(rep.get("code")), str(rep.get("msg")))
             result = rep.get("result", {})
             return result if isinstance(result, dict) else {}
 
@@ -224,7 +303,7 @@ class Connection:
         try:
             self._dealer.send(data, zmq.NOBLOCK)
         except zmq.Again:
-            self._lost(op, self.timeout, "could not reach the server")
+            self._lost(op, self.timeout, "was not connected")
         self._in_flight[rid] = (op, time.monotonic())
         self._read_replies(block=False)
 
@@ -248,7 +327,7 @@ class Connection:
             if left <= 0 or not d.poll(int(left * 1000) + 1, zmq.POLLIN):
                 op = next(iter(self._in_flight.values()))[0]
                 self._in_flight.clear()
-                self._lost(op, self.timeout, "no reply")
+                self._lost(op, self.timeout, "did not reply")
         while d.poll(0, zmq.POLLIN):
             try:
                 self._collect(unpack(d.recv(), max_str=REPLY_MAX_STR))
@@ -258,19 +337,34 @@ class Connection:
     def _collect(self, rep: dict[str, Any]) -> None:
         entry = self._in_flight.pop(rep.get("id"), None)  # type: ignore[arg-type]
         if entry is not None and not rep.get("ok") and self._stream_error is None:
-            self._stream_error = error_for(str(rep.get("code")), f"{entry[0]}: {rep.get('msg')}")
+            self._stream_error = self._error(str(rep.get("code")), f"{entry[0]}: {rep.get('msg')}")
+
+    def _error(self, code: str, message: str) -> Exception:
+        if code == "STOPPED":
+            # the wire says "send reset"; a person needs the command that sends it
+            message += f"; once you know why it stopped, clear the stop with: {self.reset_command()}"
+        return error_for(code, message)
+
+    def reset_command(self) -> str:
+        """The shell command that clears this server's latched protective stop."""
+        keys = ""
+        if self.keys is not None:
+            keys = f" --keys {self.keys.folder}" if self.keys.folder is not None else " --keys KEYS_DIR"
+        return f"robocell reset --backend {self.address}{keys}"
 
     def _lost(self, op: str, limit: float, why: str) -> None:
+        """``why`` completes "the arm server at ADDRESS ...": "did not reply", "was not connected"."""
         self._drop_sockets()
         raise ConnectionLost(
-            f"{why} from the arm server at {self.address} for '{op}' within its deadline of {limit:.3f} s; "
+            f"'{op}': the arm server at {self.address} {why} within the command's deadline of {limit:.3f} s; "
             "the command was not resent. Check that `robocell serve` is running and reachable; "
             "the next call reconnects"
         )
 
     # ---------------------------------------------------------------- state
-    def state(self, max_age: float | None = None) -> dict[str, Any]:
-        """The newest state, at most ``max_age`` s old (default: ``stale``)."""
+    def state(self, max_age: float | None = None, *, within: float | None = None) -> dict[str, Any]:
+        """The newest state, at most ``max_age`` s old (default: ``stale``), waited for up to ``within`` s
+        (default: the request timeout)."""
         if self._sub is None:
             self._connect()
         assert self._sub is not None and self.stale is not None
@@ -279,7 +373,8 @@ class Connection:
         if self._current(max_age):
             assert self._state is not None
             return self._state
-        t_end = time.monotonic() + self.timeout
+        wait = self.timeout if within is None else within
+        t_end = time.monotonic() + wait
         while time.monotonic() < t_end:
             if self._sub.poll(max(1, int((t_end - time.monotonic()) * 1000)), zmq.POLLIN):
                 self._drain()
@@ -287,7 +382,7 @@ class Connection:
                     assert self._state is not None
                     return self._state
         self._drop_sockets()
-        raise ConnectionLost(f"no state from the arm server at {self.address} for {self.timeout:.2f} s "
+        raise ConnectionLost(f"no state from the arm server at {self.address} for {wait:.2f} s "
                              "(the stream is stale); check the server and the network; the next call reconnects")
 
     def _current(self, max_age: float) -> bool:

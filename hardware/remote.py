@@ -19,6 +19,7 @@ from spatialmath import SE3
 from robocell.arm import Arm, ArmState, Gripper, Mode, MotionResult
 from robocell.errors import BackendError, ConfigError, ConnectionLost, MotionError
 from robocell.hardware.client import Connection
+from robocell.hardware.connect import DEFAULT_CONNECT_TIMEOUT
 from robocell.kinematics_setup import arm_parts
 from robocell.planning import check_follow_start, speed_factor
 
@@ -229,12 +230,12 @@ class RemoteBackend:
 
     def __init__(self, spec: CellSpec, address: str, *, keys: str | None = None, timeout: float = 2.0,
                  observe: bool = False, latency: float = 0.0, state_drop: float = 0.0,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:
         from robocell.hardware.security import load_client_keys
 
         self.spec = spec
         self.conn = Connection(address, keys=load_client_keys(keys) if keys else None, timeout=timeout,
-                               latency=latency, state_drop=state_drop, seed=seed)
+                               latency=latency, state_drop=state_drop, seed=seed, connect_timeout=connect_timeout)
         try:
             remote_arm = self._check_arm(spec, self.conn)
             arm = remote_arm.name
@@ -312,11 +313,14 @@ def create(spec: CellSpec, address: str, **options: Any) -> RemoteBackend:
                               f"the arm at {address} runs in real time on its server")
     if options.get("seed") is not None and "state_drop" not in options:
         raise ConfigError(f"--seed randomises a simulated cell; the objects at {address} are where they are")
-    unknown = set(options) - {"keys", "timeout", "observe", "latency", "state_drop", "seed"}
+    known = {"keys", "timeout", "connect_timeout", "observe", "latency", "state_drop", "seed"}
+    unknown = set(options) - known
     if unknown:
         raise ConfigError(f"unknown option(s) for a remote arm: {', '.join(sorted(unknown))}; "
-                          "known: keys, timeout, observe, latency, state_drop, seed")
+                          f"known: {', '.join(sorted(known))}")
     try:
         return RemoteBackend(spec, address, **options)
     except ConnectionLost as exc:
-        raise BackendError(f"could not connect to the arm server at {address}: {exc}") from exc
+        text = str(exc)  # a connect failure names the address, the deadline and the likely causes itself
+        raise BackendError(text if text.startswith("could not connect") else
+                           f"could not set up the arm at {address}: {text}") from exc

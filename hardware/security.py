@@ -37,6 +37,7 @@ class ClientKeys:
     public: bytes
     secret: bytes
     server_public: bytes
+    folder: Path | None = None  # where they were loaded from (named in connection errors)
 
 
 def generate(folder: str | Path, client_name: str = "client") -> list[Path]:
@@ -95,7 +96,7 @@ def load_client_keys(folder: str | Path, client_name: str = "client") -> ClientK
     pub, sec = _load(d / f"{client_name}.key_secret", secret=True)
     server_pub, _ = _load(d / "server.key", secret=False)
     assert sec is not None
-    return ClientKeys(pub, sec, server_pub)
+    return ClientKeys(pub, sec, server_pub, d)
 
 
 def is_loopback(endpoint: str) -> bool:

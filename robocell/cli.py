@@ -108,6 +108,8 @@ def run(
     skills: SkillsOpt = None,
     keys: Annotated[Optional[Path], typer.Option(help="Keys folder for a CURVE-secured remote arm.")] = None,
     force: ForceOpt = False,
+    connect_timeout: Annotated[Optional[float], typer.Option(
+        help="Seconds a remote backend waits for a server that is still starting (default 30).")] = None,
 ) -> None:
     """Run a program, a skill script or one skill call on a cell."""
     from robocell.cell import Cell
@@ -133,6 +135,11 @@ def run(
         options = {k: v for k, v in options.items() if v}
         if keys is not None:
             options["keys"] = str(keys)
+    if connect_timeout is not None:
+        if backend == "sim":
+            raise RobocellError("--connect-timeout applies to a remote arm (--backend tcp://...); "
+                                "the simulator has no server to wait for")
+        options["connect_timeout"] = connect_timeout
     with Cell.load(cell, backend, **options) as c:
         report = run_target(c, what, registry, arm=arm, on_step=progress.program_step,
                             on_call=progress.skill_call)
@@ -250,6 +257,10 @@ _register_record(app, console)
 from robocell.cli_learn import register as _register_learn  # noqa: E402  (learn)
 
 _register_learn(app)
+
+from robocell.cli_reset import register as _register_reset  # noqa: E402  (reset)
+
+_register_reset(app, console)
 
 
 def main(argv: list[str] | None = None) -> int:

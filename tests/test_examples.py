@@ -34,6 +34,58 @@ def test_remote_pick_place_example_runs_against_a_server_process() -> None:
     assert "in the bin: ['red_block']" in done.stdout
 
 
+def test_remote_example_survives_a_briefly_descheduled_client() -> None:
+    """A busy host that deschedules the example's client for 0.2 s must not get its arm stopped.
+
+    The stall is made on purpose (SIGSTOP, SIGCONT) while the arm moves, so the test does not
+    depend on how busy the machine happens to be; a 50 ms watchdog stops the arm every time.
+    """
+    import os
+    import re
+    import select
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from robocell.hardware.client import Connection
+
+    proc = subprocess.Popen([sys.executable, str(EXAMPLES / "remote_pick_place.py")], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stdout is not None
+        seen: list[str] = []
+        t_end = time.monotonic() + 120
+        while time.monotonic() < t_end and not (seen and seen[-1].startswith("arm server: ")):
+            ready, _, _ = select.select([proc.stdout], [], [], t_end - time.monotonic())
+            line = proc.stdout.readline() if ready else ""
+            if not line:
+                break
+            seen.append(line)
+        m = re.match(r"arm server: (tcp://\S+) ", seen[-1] if seen else "")
+        assert m, "".join(seen)
+        observer = Connection(m.group(1), timeout=5.0)
+        try:
+            t_end = time.monotonic() + 120
+            while observer.next_state()["mode"] != "moving":  # the example's client drives the arm
+                assert time.monotonic() < t_end and proc.poll() is None, "".join(seen)
+            os.kill(proc.pid, signal.SIGSTOP)
+            try:
+                time.sleep(0.2)  # the injected stall itself, not a wait for something
+            finally:
+                os.kill(proc.pid, signal.SIGCONT)
+        finally:
+            observer.close()
+        rest, _ = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    out = "".join(seen) + rest
+    assert proc.returncode == 0, out
+    assert "in the bin: ['red_block']" in out and "watchdog" not in out.replace("watchdog 500 ms", "")
+
+
 def test_clear_table_runs_on_kuka(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["run", str(EXAMPLES / "programs" / "clear_table.yaml"), "--cell", str(KUKA), "--seed", "5"])
     out = capsys.readouterr()

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,14 @@ from robocell.hardware.client import Connection
 from tests.conftest import ROOT, TABLETOP
 from robocell.hardware.spawn import ServerProcess
 
-WATCHDOG = 0.05
+WATCHDOG = 0.05  # the server's default: these tests are about the watchdog itself
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerProcess]:
+    """A server with the default watchdog (conftest's raises it for tests about other things)."""
+    with ServerProcess(TABLETOP, "--lease-timeout", "0.3") as srv:
+        yield srv
 
 
 def _until(conn: Connection, cond: Any, timeout: float, what: str) -> dict[str, Any]:
@@ -36,6 +44,7 @@ def _until(conn: Connection, cond: Any, timeout: float, what: str) -> dict[str, 
 def test_sigkilled_client_mid_motion_stops_and_latches(server: ServerProcess, kind: str) -> None:
     observer = Connection(server.endpoint, timeout=2.0)
     try:
+        assert observer.info["watchdog"] == pytest.approx(WATCHDOG)  # robocell serve's default
         _until(observer, lambda s: s["lease"] is None, 3.0, "a free lease")
         if observer.state()["mode"] != "idle":
             observer.acquire()

@@ -29,7 +29,8 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def secure(keys: Path, tmp_path_factory: pytest.TempPathFactory) -> ServerProcess:
     audit = tmp_path_factory.mktemp("audit") / "audit.jsonl"
-    with ServerProcess(TABLETOP, "--keys", str(keys), "--audit", str(audit)) as srv:
+    # watchdog 0.5 s: these tests are about keys; a loaded host must not starve the heartbeats into a stop
+    with ServerProcess(TABLETOP, "--keys", str(keys), "--audit", str(audit), "--watchdog", "0.5") as srv:
         srv.audit = audit  # type: ignore[attr-defined]
         yield srv
 
@@ -43,11 +44,12 @@ def test_authorised_client_controls_the_arm(secure: ServerProcess, keys: Path) -
 
 
 def test_null_and_unlisted_clients_get_nothing(secure: ServerProcess, keys: Path) -> None:
-    with pytest.raises(BackendError, match="could not connect"):
-        Cell.load(TABLETOP, secure.endpoint, timeout=0.5)  # NULL mechanism
+    # each says why: the server's handshake refused it (connect_timeout: a working server answers at once)
+    with pytest.raises(BackendError, match="could not connect.*no keys.*handshake failed.*runs with --keys"):
+        Cell.load(TABLETOP, secure.endpoint, timeout=0.5, connect_timeout=1.0)  # NULL mechanism
     intruder = load_client_keys(keys / "intruder")
-    with pytest.raises(ConnectionLost):
-        Connection(secure.endpoint, keys=intruder, timeout=0.5)  # CURVE, but not on the list
+    with pytest.raises(ConnectionLost, match=f"CURVE keys from {keys / 'intruder'}.*handshake failed.*not in the server's authorized/ folder"):
+        Connection(secure.endpoint, keys=intruder, timeout=0.5, connect_timeout=1.0)  # CURVE, but not on the list
 
     # the state stream refuses them too: a NULL and an unlisted subscriber receive nothing
     ctx = zmq.Context()

@@ -84,7 +84,7 @@ def test_hello_describes_the_arm(raw: RawClient, parts: Any) -> None:
     assert r["arm"]["joint_names"] == list(kin.joint_names)
     np.testing.assert_allclose(r["arm"]["upper"], safety.upper)
     assert r["state_endpoint"].startswith("tcp://127.0.0.1:")
-    assert r["watchdog"] == pytest.approx(0.05) and r["gripper"]["max_width"] > 0.07
+    assert r["watchdog"] == pytest.approx(0.5) and r["gripper"]["max_width"] > 0.07
 
 
 def test_motion_needs_the_lease(raw: RawClient) -> None:
@@ -314,9 +314,12 @@ def test_a_stalled_server_resumes_its_trajectory_within_the_speed_limit() -> Non
             q[0] += 1.0
             handle = arm.move_joints(q, wait=False)
             peak = 0.0
+            t_end = time.monotonic() + 60.0
             while peak < 0.9 * vmax:  # cruising (an event in the state stream, not a sleep)
                 assert sub.poll(5000), "no state"
-                peak = max(peak, abs(msgpack.unpackb(sub.recv())["qd"][0]))
+                st = msgpack.unpackb(sub.recv())
+                peak = max(peak, abs(st["qd"][0]))
+                assert time.monotonic() < t_end, f"never cruised: peak {peak:.3f} rad/s, last state {st}"
             os.kill(srv.proc.pid, signal.SIGSTOP)
             try:
                 time.sleep(0.03)
