@@ -160,6 +160,10 @@ def register(app: typer.Typer, console: Console) -> None:
         once: Annotated[bool, typer.Option(help="Print one frame and exit (for scripts).")] = False,
     ) -> None:
         """Watch a served arm's telemetry live: tick timing, watchdog margin, lease, queues, mode, faults."""
-        code = watch(backend, keys, connect_timeout, once, console)
+        try:
+            code = watch(backend, keys, connect_timeout, once, console)
+        except KeyboardInterrupt:  # while it still connects: quitting is what was asked, not an error
+            console.print("top: stopped (Ctrl-C)")
+            code = 0
         if code:
             raise typer.Exit(code)
