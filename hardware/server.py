@@ -1,6 +1,6 @@
 """ArmServer: the safety authority between the network and one arm's driver.
 
-Three threads, each owning its sockets (ZeroMQ sockets are not thread-safe):
+Four threads, each owning its sockets (ZeroMQ sockets are not thread-safe):
 
 - the **command thread** owns the ROUTER socket: it decodes and checks every
   request, enforces the lease, answers duplicates from a reply cache (exactly
@@ -8,7 +8,9 @@ Three threads, each owning its sockets (ZeroMQ sockets are not thread-safe):
 - the **planner thread** plans and checks motions (IK, trajectories, the
   safety envelope) so a long plan never delays a stop or a servo setpoint;
 - the **control thread** (:mod:`robocell.hardware.control`) owns the driver
-  and the PUB socket.
+  and the PUB socket;
+- the **telemetry thread** (:mod:`robocell.hardware.telemetry`) summarises the
+  control loop's last second for the state stream, off the loop's critical path.
 
 Whatever a client sends, the driver only ever sees setpoints that passed the
 safety envelope and the executor's speed and acceleration limiter.
@@ -270,11 +272,6 @@ class ArmServer:
         self._finish(ck, pack(reply(req.id, Code.OK, "", result, self.control.seq)),
                      {"op": req.op, "ok": True, "code": "OK", "ident": ident})
 
-    def queue_depths(self) -> dict[str, int]:
-        """Work waiting on the command side, for telemetry: replies being planned (or queued for
-        the planner), planned replies not yet sent, and the most requests read per batch."""
-        return {"planner": len(self._pending), "results": len(self._results), "router_batch_limit": BATCH}
-
     def _post(self, ck: tuple[str, int], body: dict[str, Any], op: str) -> None:
         """From the planner thread: queue a finished reply and wake the command thread."""
         body["seq"] = self.control.seq
@@ -351,6 +348,11 @@ class ArmServer:
 
     def _event(self, kind: str, text: str) -> None:
         self.audit.record("server", kind, 0, kind not in ("stop", "fault"), kind.upper(), text)
+
+    def queue_depths(self) -> dict[str, int]:
+        """Work waiting on the command side, for telemetry: replies being planned (or queued for
+        the planner), planned replies not yet sent, and the most requests read per batch."""
+        return {"planner": len(self._pending), "results": len(self._results), "router_batch_limit": BATCH}
 
 
 def _looks_like_stop(frames: list[zmq.Frame]) -> bool:
