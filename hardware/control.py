@@ -207,7 +207,10 @@ class ControlLoop:
     def _account_window(self, interval: float, now: float, late: bool) -> None:
         """This tick in the telemetry window (cheap: the percentiles are the telemetry thread's job)."""
         lease = self.lease
-        margin = self.watchdog - (now - lease.last_heard) if lease.token is not None else None
+        margin = None
+        if lease.token is not None:
+            # the command thread may have heard the holder after this tick began: silence is never negative
+            margin = self.watchdog - max(0.0, now - lease.last_heard)
         w = self.window
         w.add(interval, late, margin, len(self._inbox))
         if now - w.t0 >= self.telemetry_period:

@@ -52,8 +52,8 @@ MARKER: bytes = msgpack.packb(FIELD)  # its packed key: a cheap test before deco
 class TickWindow:
     """One window of control ticks, filled by the control thread (a few operations per tick)."""
 
-    t0: float  # monotonic s at the window's first tick
-    t1: float = 0.0  # monotonic s when it was closed
+    t0: float  # monotonic s of the tick that opened the window (the clock of the states' ``t``)
+    t1: float = 0.0  # monotonic s of the tick that closed it (and opened the next)
     ticks: int = 0
     late: int = 0  # intervals longer than two control periods
     longest: float = 0.0  # s, exact even beyond MAX_SAMPLES
@@ -108,7 +108,7 @@ def tick_summary(w: TickWindow) -> dict[str, Any]:
     """The window's tick statistics (percentiles computed here, off the control thread)."""
     iv = np.asarray(w.intervals, dtype=float)
     return {
-        "window": w.t1 - w.t0, "ticks": w.ticks, "late_ticks": w.late,
+        "window": w.t1 - w.t0, "window_start": w.t0, "window_end": w.t1, "ticks": w.ticks, "late_ticks": w.late,
         "tick_p50": float(np.percentile(iv, 50)) if iv.size else None,
         "tick_p99": float(np.percentile(iv, 99)) if iv.size else None,
         "tick_max": w.longest if w.ticks else None,
@@ -172,17 +172,18 @@ class TelemetryThread:
 
     def build(self, w: TickWindow) -> dict[str, Any]:
         s, c = self.server, self.server.control
-        now = self.clock()
-        peers, capped, batch_max = s.traffic.take()
         lease = s.lease
         holder = lease.key if lease.token is not None else None
+        heard = lease.last_heard
+        now = self.clock()  # after reading last_heard: the holder's silence is never negative
+        peers, capped, batch_max = s.traffic.take()
         counters = s.counters
         depths = s.queue_depths()
         out = {
             "n": self.published + 1, "uptime": now - self.started,
             "control_period": c.period, **tick_summary(w), "late_ticks_total": c.stats.late_ticks,
             "watchdog": c.watchdog, "watchdog_stops": len(c.stats.watchdog),
-            "lease": holder, "lease_silent": (now - lease.last_heard) if holder is not None else None,
+            "lease": holder, "lease_silent": (now - heard) if holder is not None else None,
             "peers": peers, "peers_capped": capped,
             "queues": {"control_inbox": w.inbox_max, "planner": depths["planner"], "results": depths["results"],
                        "router_batch": batch_max, "router_batch_limit": depths["router_batch_limit"]},

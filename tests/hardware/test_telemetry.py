@@ -95,7 +95,8 @@ def test_every_subscriber_still_reads_states_and_telemetry_comes_about_once_a_se
     assert states > 3 * len(carried)
     for tel in carried:
         assert flatten(tel) == documented_fields()  # the server matches the page, field for field
-        assert tel["ticks"] > 0 and tel["window"] > 0 and tel["control_period"] == pytest.approx(0.001)
+        assert tel["ticks"] > 0 and tel["window"] == pytest.approx(tel["window_end"] - tel["window_start"])
+        assert tel["window"] > 0 and tel["control_period"] == pytest.approx(0.001)
         assert tel["tick_p50"] <= tel["tick_p99"] <= tel["tick_max"]
         assert 0 <= tel["late_ticks"] <= tel["ticks"] and tel["late_ticks"] <= tel["late_ticks_total"]
         assert tel["watchdog"] == 0.5 and tel["queues"]["router_batch_limit"] == 256
@@ -108,25 +109,39 @@ def test_documented_marker_bytes() -> None:
     assert f"the 10 bytes `{MARKER.hex(' ')}`" in text
 
 
+def after(conn: Connection, stream: StateStream) -> dict[str, Any]:
+    """The first telemetry whose window starts after everything ``conn`` did so far.
+
+    A ``state`` request is answered after the earlier requests were handled, with the state of the
+    control tick before; windows start on a tick, so a window that starts after that state's ``t``
+    starts after those requests (the server's clock, not a guess about delays).
+    """
+    t = conn.request("state")["t"]
+    n = 0
+    while True:
+        _, tel = next_telemetry(stream, n)
+        if tel["window_start"] > t:
+            return tel
+        n = tel["n"]
+
+
 def test_lease_margin_connections_and_counters(server: ServerProcess) -> None:
     conn = Connection(server.endpoint, timeout=5.0)
     try:
         with StateStream(server.state_endpoint) as stream:
-            _, before = next_telemetry(stream)
+            before = after(conn, stream)
             conn.acquire()  # heartbeats every 10 ms from now on
             for _ in range(5):
                 conn.request("world")
-            asked = next_telemetry(stream, before["n"])[1]["n"]
-            # the first telemetry whose window lies wholly after the requests and the lease
-            _, tel = next_telemetry(stream, asked)
+            tel = after(conn, stream)  # a whole window with the lease held, after the 5 requests
             assert tel["lease"] == conn.info["key"] == "anonymous"
             assert tel["lease_silent"] is not None and tel["lease_silent"] >= 0
             assert tel["watchdog_margin"] is not None and tel["watchdog_margin"] <= tel["watchdog"]
             assert tel["peers"] >= 1 and tel["peers_capped"] is False  # the heartbeat socket, at least
-            assert tel["messages"]["accepted"] >= before["messages"]["accepted"] + 5
+            # since `before` was built: the lease, 5 world, the state request of after() (others only add)
+            assert tel["messages"]["accepted"] >= before["messages"]["accepted"] + 7
             conn.release()
-            released = next_telemetry(stream, tel["n"])[1]["n"]
-            _, free = next_telemetry(stream, released)
+            free = after(conn, stream)
             assert free["lease"] is None and free["watchdog_margin"] is None and free["lease_silent"] is None
     finally:
         conn.close()
