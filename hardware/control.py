@@ -25,6 +25,7 @@ from robocell.arm import Mode
 from robocell.hardware.driver import Driver, DriverState
 from robocell.hardware.executor import Executor, Motion, Status
 from robocell.hardware.protocol import VERSION, pack
+from robocell.hardware.telemetry import FIELD, TELEMETRY_PERIOD, WINDOWS_KEPT, TickWindow, with_field
 from robocell.kinematics import Kinematics
 from robocell.safety import SafetyEnvelope
 
@@ -61,7 +62,8 @@ class ControlStats:
 class ControlLoop:
     def __init__(self, driver: Driver, kinematics: Kinematics, safety: SafetyEnvelope, base: np.ndarray,
                  publish: Callable[[bytes], None], state_rate: float, watchdog: float, lease: Lease,
-                 on_event: Callable[[str, str], None], lease_timeout: float = 1.0) -> None:
+                 on_event: Callable[[str, str], None], lease_timeout: float = 1.0,
+                 telemetry_period: float = TELEMETRY_PERIOD) -> None:
         self.driver = driver
         self.kin = kinematics
         self.safety = safety
@@ -92,6 +94,14 @@ class ControlLoop:
         self._last_late = -float("inf")  # monotonic time of the latest late tick
         self._stalls: collections.deque[tuple[float, float]] = collections.deque(maxlen=256)  # (tick, overrun s)
         self.failure: BaseException | None = None
+        # telemetry (robocell.hardware.telemetry): windows closed here, summarised on another thread
+        self.telemetry_period = telemetry_period
+        self.window = TickWindow(time.monotonic())
+        self.windows: collections.deque[TickWindow] = collections.deque(maxlen=WINDOWS_KEPT)
+        self.window_ready = threading.Event()
+        # packed telemetry waiting for the next published state (deque: append and popleft are atomic)
+        self._telemetry: collections.deque[bytes] = collections.deque(maxlen=1)
+        self.native_id: int | None = None  # the control thread's id, for its scheduling policy
         self._build_state(time.monotonic(), st)
 
     # ---------------------------------------------------------------- API for other threads
@@ -139,8 +149,10 @@ class ControlLoop:
 
     # ---------------------------------------------------------------- the loop
     def _run(self) -> None:
+        self.native_id = threading.get_native_id()
         last = time.monotonic()
         next_pub = last
+        self.window = TickWindow(last)
         try:
             while self._running.is_set():
                 st = self.driver.read()
@@ -164,7 +176,7 @@ class ControlLoop:
                 self.driver.command(q, qd)
                 self._build_state(now, st)
                 if now >= next_pub:
-                    self.publish(self.latest_packed)
+                    self.publish(self._with_telemetry() if self._telemetry else self.latest_packed)
                     next_pub = max(next_pub + self.state_period, now - self.state_period)
                 self.driver.wait_period()
         except Exception as exc:  # noqa: BLE001 - the arm must be stopped whatever failed
@@ -183,12 +195,36 @@ class ControlLoop:
         s = self.stats
         s.ticks += 1
         s.intervals.append(interval)
-        if interval > 2.0 * self.period:
+        late = interval > 2.0 * self.period
+        self._account_window(interval, now, late)
+        if late:
             s.late_ticks += 1
             self._stalls.append((now, interval - self.period))
             # The whole server process stalled (host, GC): messages that arrived meanwhile are
             # still unread, so silence cannot be judged until the command thread catches up.
             self._last_late = now
+
+    def _account_window(self, interval: float, now: float, late: bool) -> None:
+        """This tick in the telemetry window (cheap: the percentiles are the telemetry thread's job)."""
+        lease = self.lease
+        margin = None
+        if lease.token is not None:
+            # the command thread may have heard the holder after this tick began: silence is never negative
+            margin = self.watchdog - max(0.0, now - lease.last_heard)
+        w = self.window
+        w.add(interval, late, margin, len(self._inbox))
+        if now - w.t0 >= self.telemetry_period:
+            w.t1 = now
+            self.windows.append(w)
+            self.window = TickWindow(now)
+            self.window_ready.set()
+
+    def attach_telemetry(self, packed: bytes) -> None:
+        """(Any thread.) Publish ``packed`` inside the next state sent; a newer one replaces it."""
+        self._telemetry.append(packed)
+
+    def _with_telemetry(self) -> bytes:
+        return with_field(self.latest_packed, len(self.latest), FIELD, self._telemetry.popleft())
 
     def _watch(self, now: float, st: DriverState) -> None:
         if st.faults and st.faults != self.hardware_faults:

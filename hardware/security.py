@@ -20,9 +20,13 @@ import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from robocell.errors import ConfigError
+
+if TYPE_CHECKING:
+    import zmq
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,14 @@ def load_client_keys(folder: str | Path, client_name: str = "client") -> ClientK
     server_pub, _ = _load(d / "server.key", secret=False)
     assert sec is not None
     return ClientKeys(pub, sec, server_pub, d)
+
+
+def secure_client_socket(sock: zmq.Socket[bytes], keys: ClientKeys | None) -> None:
+    """Make ``sock`` a CURVE client of the server ``keys.server_public`` names (no keys: left as is)."""
+    if keys is not None:
+        sock.curve_secretkey = keys.secret
+        sock.curve_publickey = keys.public
+        sock.curve_serverkey = keys.server_public
 
 
 def is_loopback(endpoint: str) -> bool:

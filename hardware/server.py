@@ -1,6 +1,6 @@
 """ArmServer: the safety authority between the network and one arm's driver.
 
-Three threads, each owning its sockets (ZeroMQ sockets are not thread-safe):
+Four threads, each owning its sockets (ZeroMQ sockets are not thread-safe):
 
 - the **command thread** owns the ROUTER socket: it decodes and checks every
   request, enforces the lease, answers duplicates from a reply cache (exactly
@@ -8,7 +8,9 @@ Three threads, each owning its sockets (ZeroMQ sockets are not thread-safe):
 - the **planner thread** plans and checks motions (IK, trajectories, the
   safety envelope) so a long plan never delays a stop or a servo setpoint;
 - the **control thread** (:mod:`robocell.hardware.control`) owns the driver
-  and the PUB socket.
+  and the PUB socket;
+- the **telemetry thread** (:mod:`robocell.hardware.telemetry`) summarises the
+  control loop's last second for the state stream, off the loop's critical path.
 
 Whatever a client sends, the driver only ever sees setpoints that passed the
 safety envelope and the executor's speed and acceleration limiter.
@@ -38,6 +40,7 @@ from robocell.hardware.protocol import (
     reply, unpack,
 )
 from robocell.hardware.security import ServerKeys, check_bind
+from robocell.hardware.telemetry import TELEMETRY_PERIOD, TelemetryThread, Traffic
 from robocell.kinematics_setup import arm_parts
 
 REPLY_CACHE = 4096  # replies remembered for exactly-once retries
@@ -51,7 +54,8 @@ class ArmServer:
     def __init__(self, spec: CellSpec, arm: str, driver: Driver, *, bind: str = "tcp://127.0.0.1:5555",
                  state_bind: str | None = None, state_rate: float = 250.0, watchdog: float = 0.05,
                  lease_timeout: float = 1.0, servo_period: float = 0.004, keys: ServerKeys | None = None,
-                 audit: str | Path | None = None, insecure: bool = False) -> None:
+                 audit: str | Path | None = None, insecure: bool = False,
+                 telemetry_period: float = TELEMETRY_PERIOD) -> None:
         arm_spec = next((a for a in spec.arms if a.name == arm), None)
         if arm_spec is None:
             raise ConfigError(f"the cell has no arm '{arm}'; its arms are: {', '.join(a.name for a in spec.arms)}")
@@ -59,6 +63,8 @@ class ArmServer:
             raise ConfigError(f"state rate {state_rate} Hz is outside [1, 1000] Hz")
         if not (0.005 <= watchdog <= 5.0):
             raise ConfigError(f"watchdog {watchdog} s is outside [0.005, 5] s")
+        if not (0.05 <= telemetry_period <= 60.0):
+            raise ConfigError(f"telemetry period {telemetry_period} s is outside [0.05, 60] s")
         check_bind(bind, keys, insecure)
         if state_bind is not None:
             check_bind(state_bind, keys, insecure)
@@ -93,7 +99,7 @@ class ArmServer:
         self.pub.bind(state_bind or _next_port(bind, self.endpoint))
         self.state_endpoint = self.pub.getsockopt_string(zmq.LAST_ENDPOINT)
         self.control = ControlLoop(driver, self.kin, self.safety, self.base, self.pub.send, state_rate, watchdog,
-                                   self.lease, self._event, lease_timeout)
+                                   self.lease, self._event, lease_timeout, telemetry_period)
         self._results: collections.deque[tuple[tuple[str, int], bytes, dict[str, Any]]] = collections.deque()
         self._wake = f"inproc://robocell-wake-{id(self)}"
         self._wake_pull = self.ctx.socket(zmq.PULL)
@@ -107,6 +113,8 @@ class ArmServer:
         self._thread: threading.Thread | None = None
         self.counters: collections.Counter[str] = collections.Counter()
         self.ops = ops.Ops(self)
+        self.traffic = Traffic()  # filled by the command thread, read by the telemetry thread
+        self.telemetry = TelemetryThread(self)
 
     # ---------------------------------------------------------------- set-up
     def _check_driver(self) -> None:
@@ -142,6 +150,7 @@ class ArmServer:
     def start(self) -> ArmServer:
         self._running.set()
         self.control.start()
+        self.telemetry.start()
         self._thread = threading.Thread(target=self._serve, name="robocell-commands", daemon=True)
         self._thread.start()
         self._event("start", f"serving arm '{self.arm}' on {self.endpoint}, state on {self.state_endpoint}")
@@ -156,6 +165,7 @@ class ArmServer:
         self._running.clear()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
+        self.telemetry.close()
         self.control.close()
         try:
             self.driver.stop()
@@ -196,6 +206,7 @@ class ArmServer:
                     if not self.router.getsockopt(zmq.EVENTS) & zmq.POLLIN:
                         break
                     batch.append((time.monotonic(), self.router.recv_multipart(copy=False)))
+                self.traffic.note(batch)
                 # a stop never waits behind other commands read in the same batch
                 batch.sort(key=lambda item: 0 if _looks_like_stop(item[1]) else 1)
                 for t_recv, frames in batch:
@@ -337,6 +348,11 @@ class ArmServer:
 
     def _event(self, kind: str, text: str) -> None:
         self.audit.record("server", kind, 0, kind not in ("stop", "fault"), kind.upper(), text)
+
+    def queue_depths(self) -> dict[str, int]:
+        """Work waiting on the command side, for telemetry: replies being planned (or queued for
+        the planner), planned replies not yet sent, and the most requests read per batch."""
+        return {"planner": len(self._pending), "results": len(self._results), "router_batch_limit": BATCH}
 
 
 def _looks_like_stop(frames: list[zmq.Frame]) -> bool:
