@@ -22,8 +22,10 @@ from typing import Any, TypeVar
 import numpy as np
 
 from robocell.arm import Mode
+from robocell.hardware.bounds import MAX_FAULTS
 from robocell.hardware.driver import Driver, DriverState
 from robocell.hardware.executor import Executor, Motion, Status
+from robocell.hardware.faults import LatchedFaults
 from robocell.hardware.protocol import VERSION, pack
 from robocell.kinematics import Kinematics
 from robocell.safety import SafetyEnvelope
@@ -75,7 +77,7 @@ class ControlLoop:
         self.period = 1.0 / driver.info.control_rate
         st = driver.read()
         self.executor = Executor(safety, np.asarray(st.q, dtype=float), self.period, self._result)
-        self.faults: list[str] = []  # latched; cleared by reset
+        self.faults = LatchedFaults(MAX_FAULTS)  # latched, counted, bounded; cleared by reset
         self.hardware_faults: tuple[str, ...] = ()
         self.motions: collections.OrderedDict[int, Motion] = collections.OrderedDict()
         self.gripper_seq = 0
@@ -111,6 +113,11 @@ class ControlLoop:
     def request_stop(self, reason: str) -> None:
         """Stop with deceleration at the next tick; never queued behind other calls."""
         self._stop_requests.append(reason)
+
+    @property
+    def alive(self) -> bool:
+        """True while the control thread runs (the server's supervisor checks it)."""
+        return self._thread is not None and self._thread.is_alive()
 
     @property
     def latched(self) -> bool:
@@ -231,8 +238,7 @@ class ControlLoop:
 
     def _stop(self, now: float, st: DriverState, reason: str) -> None:
         cancelled = self.executor.stop(np.asarray(st.q, dtype=float), now)
-        if reason not in self.faults:
-            self.faults.append(reason)
+        self.faults.add(reason)
         self.on_event("stop", reason + (f" (cancelled motion {cancelled.id})" if cancelled else ""))
 
     # ---------------------------------------------------------------- motions (control thread)
@@ -261,7 +267,8 @@ class ControlLoop:
             "v": VERSION, "seq": self.seq, "t": now, "wall": time.time(), "tick": ex.tick,
             "q": q.tolist(), "qd": np.asarray(st.qd, dtype=float).tolist(), "q_cmd": ex.q_cmd.tolist(),
             "tcp": tcp.reshape(-1).tolist(), "mode": self.mode().value,
-            "faults": [*self.hardware_faults, *self.faults],
+            "faults": [*self.hardware_faults, *self.faults.texts()],
+            "fault_counts": [*(1 for _ in self.hardware_faults), *self.faults.counts()],
             "lease": self.lease.key if self.lease.token is not None else None,
             "motion": m.summary() if m is not None else None,
             "servo_seq": ex.servo_seq,

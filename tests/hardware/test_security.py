@@ -79,8 +79,14 @@ def test_null_and_unlisted_clients_get_nothing(secure: ServerProcess, keys: Path
     allowed = ok.public.decode()
     entries = [json.loads(line) for line in secure.audit.read_text().splitlines()]  # type: ignore[attr-defined]
     assert entries, "the audit log is empty"
-    assert all(e["key"] in (allowed, "server") for e in entries), {e["key"] for e in entries}
+    commands = [e for e in entries if e["op"] != "auth"]
+    assert all(e["key"] in (allowed, "server") for e in commands), {e["key"] for e in commands}
     assert any(e["key"] == allowed and e["ok"] for e in entries)
+    # every refused handshake is audited: the unlisted key by name (ZAP), the NULL client by the
+    # socket's handshake-failed event
+    refused = [e for e in entries if e["op"] == "auth"]
+    assert all(not e["ok"] and e["code"] == "AUTH_FAILED" for e in refused), refused
+    assert {intruder.public.decode(), "unauthenticated"} <= {e["key"] for e in refused}, refused
 
 
 def test_audit_lines_name_key_time_and_reason(secure: ServerProcess, keys: Path) -> None:
