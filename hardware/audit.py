@@ -113,7 +113,7 @@ class AuditLog:
     def _summary(self, state: _Kind, now: float) -> None:
         """A line saying how many lines of one kind were left out (lock held)."""
         line = json.dumps({"t": round(now, 6), "key": state.key, "op": state.op, "id": 0, "ok": False,
-                           "code": state.code, "suppressed": state.suppressed,
+                           "code": state.code, "suppressed": state.suppressed, "summary": True,
                            "reason": f"{state.suppressed} more line(s) like the previous one since "
                                      f"{state.since:.3f} were not written (audit rate limit: {self.rate:g} "
                                      f"line(s)/s per client, op and code after {self.burst})"},

@@ -27,11 +27,13 @@ class RateLimiter:
     def allow(self, client: str, now: float, tokens: float = 1.0) -> bool:
         """Take ``tokens`` from ``client``'s bucket; False (and nothing taken) if it holds fewer."""
         level, last = self._buckets.pop(client, (self.burst, now))
-        level = min(self.burst, level + (now - last) * self.rate)
+        # requests are not always judged in arrival order (a stop read later goes first): time
+        # never runs backwards for a bucket
+        level = min(self.burst, level + max(0.0, now - last) * self.rate)
         ok = level >= tokens
         if ok:
             level -= tokens
-        self._buckets[client] = (level, now)
+        self._buckets[client] = (level, max(now, last))
         while len(self._buckets) > self.max_clients:
             self._buckets.popitem(last=False)
         return ok

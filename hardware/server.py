@@ -76,7 +76,7 @@ class ArmServer:
                  state_bind: str | None = None, state_rate: float = 250.0, watchdog: float = 0.05,
                  lease_timeout: float = 1.0, servo_period: float = 0.004, keys: ServerKeys | None = None,
                  audit: str | Path | None = None, insecure: bool = False, audit_max_bytes: int | None = None,
-                 audit_keep: int | None = None) -> None:
+                 audit_keep: int | None = None, rate: float = RATE) -> None:
         arm_spec = next((a for a in spec.arms if a.name == arm), None)
         if arm_spec is None:
             raise ConfigError(f"the cell has no arm '{arm}'; its arms are: {', '.join(a.name for a in spec.arms)}")
@@ -84,6 +84,9 @@ class ArmServer:
             raise ConfigError(f"state rate {state_rate} Hz is outside [1, 1000] Hz")
         if not (0.005 <= watchdog <= 5.0):
             raise ConfigError(f"watchdog {watchdog} s is outside [0.005, 5] s")
+        if not (100.0 <= rate <= 1e7):
+            raise ConfigError(f"request rate {rate} per second is outside [100, 1e7]; give the requests per "
+                              "second one client may send (default 5000)")
         check_bind(bind, keys, insecure)
         if state_bind is not None:
             check_bind(state_bind, keys, insecure)
@@ -137,7 +140,7 @@ class ArmServer:
         self._wake_local = threading.local()
         self.planner = Planner()
         self.cache = ReplyCache(CACHE_PER_CLIENT, CACHE_CLIENT_BYTES, CACHE_AGE, CACHE_CLIENTS)
-        self.rate = RateLimiter(RATE, RATE_BURST)
+        self.rate = RateLimiter(rate, rate * RATE_BURST / RATE)  # the same share of a second's worth at once
         self._pending: dict[tuple[str, int], list[bytes]] = {}
         self._queue: collections.deque[Received] = collections.deque()
         self._stops: collections.deque[Received] = collections.deque()
@@ -393,11 +396,8 @@ class ArmServer:
                 Code.BAD_MESSAGE, f"expected 1 data frame, got {frames}; send one msgpack map per message"))
             return
         big = size > MAX_COMMAND_MESSAGE
-        if big and (size > MAX_FOLLOW_MESSAGE or b"follow" not in data.bytes):
-            limit = MAX_FOLLOW_MESSAGE if size <= MAX_FOLLOW_MESSAGE else MAX_COMMAND_MESSAGE
-            self._reject(ident, key, "?", 0, WireError(
-                Code.TOO_LARGE, f"message of {size} bytes exceeds the limit of {limit} bytes"
-                + (f" (only follow may send up to {MAX_FOLLOW_MESSAGE})" if size <= MAX_FOLLOW_MESSAGE else "")))
+        if size > MAX_FOLLOW_MESSAGE or (big and b"follow" not in data.bytes):
+            self._reject(ident, key, "?", 0, _too_large(size, "?"))
             return
         if not within_rate and not _looks_like_stop(data, frames):
             self._rate_limited(ident, key, data, big)
@@ -413,9 +413,7 @@ class ArmServer:
         op = raw_op if isinstance(raw_op, str) and raw_op in OPS else "?"
         self._current = (key, op, rid)
         if big and op != "follow":
-            self._reject(ident, key, op, rid, WireError(
-                Code.TOO_LARGE, f"message of {size} bytes exceeds the limit of {MAX_COMMAND_MESSAGE} bytes "
-                f"(only follow may send up to {MAX_FOLLOW_MESSAGE})"))
+            self._reject(ident, key, op, rid, _too_large(size, op))
             return
         try:
             req = parse_request(msg)
@@ -491,8 +489,9 @@ class ArmServer:
                 rid = 0
         self.counters["rate_limited"] += 1
         self._reject(ident, key, self._current[1], rid or 0, WireError(
-            Code.RATE_LIMITED, f"this client sent more than {RATE:.0f} requests per second (a burst of "
-            f"{RATE_BURST}; each KiB counts as one more); nothing was done. Slow down and retry"), counted=False)
+            Code.RATE_LIMITED, f"this client sent more than {self.rate.rate:.0f} requests per second (a burst of "
+            f"{self.rate.burst:.0f}; each KiB counts as one more); nothing was done. Slow down and retry"),
+            counted=False)
 
     def _post(self, ck: tuple[str, int], body: dict[str, Any], op: str, key: str) -> None:
         """From the planner thread: queue a finished reply and wake the command thread."""
@@ -572,6 +571,15 @@ class ArmServer:
 
     def _event(self, kind: str, text: str) -> None:
         self.audit.record("server", kind, 0, kind not in ("stop", "fault"), kind.upper(), text)
+
+
+def _too_large(size: int, op: str) -> WireError:
+    if size > MAX_FOLLOW_MESSAGE:
+        return WireError(Code.TOO_LARGE, f"message of {size} bytes exceeds the limit of {MAX_FOLLOW_MESSAGE} bytes "
+                                         f"(for follow; {MAX_COMMAND_MESSAGE} for every other request)")
+    what = f"'{op}'" if op != "?" else "this request"
+    return WireError(Code.TOO_LARGE, f"message of {size} bytes exceeds the limit of {MAX_COMMAND_MESSAGE} bytes for "
+                                     f"{what}; only follow may send up to {MAX_FOLLOW_MESSAGE} bytes")
 
 
 def _looks_like_stop(data: zmq.Frame | None, frames: int) -> bool:

@@ -74,6 +74,7 @@ def serve(
     audit_max_bytes: Annotated[int, typer.Option(help="Rotate the audit log at this size (bytes).")] = 16 * 1024 * 1024,
     audit_keep: Annotated[int, typer.Option(help="Rotated audit files kept (FILE.1 ... FILE.N).")] = 5,
     insecure: Annotated[bool, typer.Option(help="Allow a non-loopback bind without keys.")] = False,
+    rate: Annotated[float, typer.Option(help="Requests per second one client may send (100-1e7).")] = 5000.0,
     driver_option: Annotated[Optional[list[str]], typer.Option(help="NAME=VALUE passed to the driver (repeatable).")] = None,
 ) -> None:
     """Serve one arm of a cell over ZeroMQ, with a driver (the simulator or a real arm)."""
@@ -105,7 +106,7 @@ def serve(
     try:
         server = ArmServer(spec, name, drv, bind=bind, state_bind=state_bind, state_rate=state_rate,
                            watchdog=watchdog, lease_timeout=lease_timeout, keys=server_keys, audit=audit, insecure=insecure,
-                           audit_max_bytes=audit_max_bytes, audit_keep=audit_keep)
+                           audit_max_bytes=audit_max_bytes, audit_keep=audit_keep, rate=rate)
     except BaseException:
         drv.close()
         raise
