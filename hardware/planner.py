@@ -57,5 +57,5 @@ class Planner:
                 # and the server's supervisor stops the arm and exits
                 self.error = exc
                 fut.set_exception(RuntimeError(f"the planner thread died: {exc!r}"))
-                raise
+                return
             fut.set_result(result)

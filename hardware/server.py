@@ -273,7 +273,6 @@ class ArmServer:
             # BaseException from a driver call. The supervisor (failure()) stops the arm.
             self._command_error = exc
             print(f"robocell serve: the command thread died: {exc!r}", file=sys.stderr, flush=True)
-            raise
 
     def _serve_loop(self) -> None:
         poller = zmq.Poller()
