@@ -56,6 +56,7 @@ from robocell.kinematics_setup import arm_parts
 
 QUEUE_MESSAGES = 4096  # requests read from the socket but not handled yet (stops jump the queue)
 QUEUE_BYTES = 8 * 1024 * 1024  # bytes of those requests
+CONNECTION_QUEUE = 256  # of them from one connection (the Python client keeps at most 64 in flight)
 READ_ONLY_OPS = frozenset({"hello", "state", "motion", "world", "stats", "heartbeat"})
 SNDHWM = 1000  # replies queued per connection (a client that never reads loses the oldest, not our memory)
 MAX_PLANS = 4  # motion commands being planned at once (more: BUSY)
@@ -142,8 +143,11 @@ class ArmServer:
         self.cache = ReplyCache(CACHE_PER_CLIENT, CACHE_CLIENT_BYTES, CACHE_AGE, CACHE_CLIENTS)
         self.rate = RateLimiter(rate, rate * RATE_BURST / RATE)  # the same share of a second's worth at once
         self._pending: dict[tuple[str, int], list[bytes]] = {}
-        self._queue: collections.deque[Received] = collections.deque()
+        # requests read but not handled: per connection, served round-robin (a client with many
+        # requests in flight waits for its own, not everyone else); stops go before all of them
+        self._queues: collections.OrderedDict[bytes, collections.deque[Received]] = collections.OrderedDict()
         self._stops: collections.deque[Received] = collections.deque()
+        self._queued = 0
         self._queued_bytes = 0
         self._servo_last: tuple[np.ndarray, float] | None = None
         self._running = threading.Event()
@@ -282,7 +286,7 @@ class ArmServer:
             poller.register(m, zmq.POLLIN)
         next_chores = 0.0
         while self._running.is_set():
-            busy = bool(self._stops or self._queue)
+            busy = bool(self._stops or self._queued)
             events = dict(poller.poll(0 if busy else 50))
             now = time.monotonic()
             if self._wake_pull in events:
@@ -305,27 +309,46 @@ class ArmServer:
             if self._stops:
                 while self._stops:
                     self._handle_safely(*self._stops.popleft())
-            elif self._queue:
-                item = self._queue.popleft()
-                self._queued_bytes -= len(item[2]) if item[2] is not None else 0
-                self._handle_safely(*item)
+            elif self._queued:
+                self._handle_safely(*self._next())
 
     def _fill(self) -> None:
-        """Read what has arrived into the command queue, up to QUEUE_MESSAGES and QUEUE_BYTES.
+        """Read what has arrived into the per-connection queues, up to QUEUE_MESSAGES and QUEUE_BYTES.
 
-        libzmq bounds each connection in messages (RCVHWM), not bytes; this queue, bounded in
-        bytes, is where requests wait so that a stop read behind them can go first.
+        libzmq bounds each connection in messages (RCVHWM), not bytes; these queues, bounded in
+        bytes, are where requests wait, so that a stop read behind them goes first and each
+        connection is served in turn. A connection with CONNECTION_QUEUE requests waiting gets
+        RATE_LIMITED for more (it sends faster than it reads its replies).
         """
-        while len(self._queue) < QUEUE_MESSAGES and self._queued_bytes < QUEUE_BYTES:
+        while self._queued < QUEUE_MESSAGES and self._queued_bytes < QUEUE_BYTES:
             # EVENTS, not a NOBLOCK recv raising Again: exceptions cost more than the whole reply
             if not self.router.getsockopt(zmq.EVENTS) & zmq.POLLIN:
                 return
             item = self._read()
             if _looks_like_stop(item[2], item[3]):
                 self._stops.append(item)
-            else:
-                self._queue.append(item)
-                self._queued_bytes += len(item[2]) if item[2] is not None else 0
+                continue
+            queue = self._queues.get(item[1])
+            if queue is None:
+                queue = self._queues[item[1]] = collections.deque()
+            if len(queue) >= CONNECTION_QUEUE:
+                self._handle_safely(*item, overflow=True)
+                continue
+            queue.append(item)
+            self._queued += 1
+            self._queued_bytes += len(item[2]) if item[2] is not None else 0
+
+    def _next(self) -> Received:
+        """The oldest request of the connection whose turn it is (round-robin)."""
+        ident, queue = next(iter(self._queues.items()))
+        item = queue.popleft()
+        if queue:
+            self._queues.move_to_end(ident)
+        else:
+            del self._queues[ident]
+        self._queued -= 1
+        self._queued_bytes -= len(item[2]) if item[2] is not None else 0
+        return item
 
     def _read(self) -> Received:
         """One message: (time, routing id, its first data frame, data frame count).
@@ -360,10 +383,11 @@ class ArmServer:
                               f"{what} on {where[:100]} (a client without CURVE keys, or not a ZeroMQ client)",
                               kind=("?", "auth", "AUTH_FAILED"))
 
-    def _handle_safely(self, t_recv: float, ident: bytes, data: zmq.Frame | None, frames: int) -> None:
+    def _handle_safely(self, t_recv: float, ident: bytes, data: zmq.Frame | None, frames: int,
+                       overflow: bool = False) -> None:
         self._current = ("?", "?", 0)
         try:
-            self._handle(t_recv, ident, data, frames)
+            self._handle(t_recv, ident, data, frames, overflow)
         except Exception as exc:  # noqa: BLE001 - no message may end the command thread: answer, audit, go on
             self._internal(ident, exc)
 
@@ -384,12 +408,14 @@ class ArmServer:
             return
         self.audit.record(key, op, rid, False, "INTERNAL", f"{text}: {type(exc).__name__}: {str(exc)[:200]}")
 
-    def _handle(self, t_recv: float, ident: bytes, data: zmq.Frame | None, frames: int) -> None:
+    def _handle(self, t_recv: float, ident: bytes, data: zmq.Frame | None, frames: int,
+                overflow: bool = False) -> None:
         key = self._key_of(data)
         client = key if self.keys is not None else "anonymous/" + ident.hex()
         self._current = (key, "?", 0)
         size = len(data) if data is not None else 0
-        within_rate = self.rate.allow(client, t_recv, cost(size) + frames)
+        # a connection whose queue is full is over its rate whatever its bucket says
+        within_rate = self.rate.allow(client, t_recv, cost(size) + frames) and not overflow
         if data is None or frames != 1:
             self._reject(ident, key, "?", 0, WireError(
                 Code.BAD_MESSAGE, f"expected 1 data frame, got {frames}; send one msgpack map per message"))
