@@ -22,7 +22,13 @@ MAX_MAP = 64  # keys in any one msgpack map
 MAX_STR = 4096  # bytes in any one string
 MAX_DEPTH = 8  # nesting of arrays and maps (a request needs 4: envelope, args, follow's q, a row)
 RCVHWM = 16  # messages queued per connection before ZeroMQ stops reading it (x MAX_SOCKET_MESSAGE = 17 MiB)
+SNDHWM = 1000  # replies queued per connection (a client that never reads loses the oldest, not our memory)
+QUEUE_MESSAGES = 4096  # requests read from the socket but not handled yet (stops jump the queue)
+QUEUE_BYTES = 8 * 1024 * 1024  # bytes of those requests
+CONNECTION_QUEUE = 1024  # of them from one connection (the Python client keeps at most 64 in flight)
 MAX_REPLY_MSG = 1000  # characters of an error reply's `msg`
+MAX_PLANS = 4  # motion commands being planned at once (more: BUSY)
+MAX_WAITING_RETRIES = 16  # retries of one command id waiting for its first reply (more are dropped)
 
 # ---- numeric ranges of request fields
 MAX_DEADLINE = 3600.0  # s

@@ -39,8 +39,9 @@ from robocell.errors import ConfigError, RobocellError, ServerFailure
 from robocell.hardware import ops
 from robocell.hardware.audit import AuditLog
 from robocell.hardware.bounds import (
-    CACHE_AGE, CACHE_CLIENT_BYTES, CACHE_CLIENTS, CACHE_PER_CLIENT, MAX_COMMAND_MESSAGE, MAX_FOLLOW_MESSAGE,
-    RATE, RATE_BURST, RCVHWM,
+    CACHE_AGE, CACHE_CLIENT_BYTES, CACHE_CLIENTS, CACHE_PER_CLIENT, CONNECTION_QUEUE, MAX_COMMAND_MESSAGE,
+    MAX_FOLLOW_MESSAGE, MAX_PLANS, MAX_WAITING_RETRIES, QUEUE_BYTES, QUEUE_MESSAGES, RATE, RATE_BURST, RCVHWM,
+    SNDHWM,
 )
 from robocell.hardware.control import ControlLoop, Lease
 from robocell.hardware.driver import Driver
@@ -54,13 +55,7 @@ from robocell.hardware.replycache import ReplyCache
 from robocell.hardware.security import AllowList, ServerKeys, check_bind
 from robocell.kinematics_setup import arm_parts
 
-QUEUE_MESSAGES = 4096  # requests read from the socket but not handled yet (stops jump the queue)
-QUEUE_BYTES = 8 * 1024 * 1024  # bytes of those requests
-CONNECTION_QUEUE = 256  # of them from one connection (the Python client keeps at most 64 in flight)
 READ_ONLY_OPS = frozenset({"hello", "state", "motion", "world", "stats", "heartbeat"})
-SNDHWM = 1000  # replies queued per connection (a client that never reads loses the oldest, not our memory)
-MAX_PLANS = 4  # motion commands being planned at once (more: BUSY)
-MAX_WAITING_RETRIES = 16  # retries of one command id waiting for its first reply (more are dropped)
 STOP_TIMEOUT = 3.0  # s a fail-stop waits for the controlled deceleration before the driver's own stop
 MAX_INTERNAL_PRINTS = 20  # INTERNAL errors printed with their cause to stderr (then only counted)
 COUNTERS = ("accepted", "rejected", "duplicates", "rate_limited", "internal", "dropped", "auth_failures")
@@ -193,7 +188,7 @@ class ArmServer:
         self.counters["auth_failures"] += 1
         self.audit.record(key[:40], "auth", 0, False, "AUTH_FAILED",
                           f"CURVE handshake refused: key not in {self.keys.authorized if self.keys else '?'}",
-                          kind=("?", "auth", "AUTH_FAILED"))
+                          kind=("refused key", "auth", "AUTH_FAILED"))
 
     # ---------------------------------------------------------------- life cycle
     def start(self) -> ArmServer:
@@ -381,7 +376,7 @@ class ArmServer:
             where = endpoint.decode("utf-8", "replace") if isinstance(endpoint, bytes) else str(endpoint)
             self.audit.record("unauthenticated", "auth", 0, False, "AUTH_FAILED",
                               f"{what} on {where[:100]} (a client without CURVE keys, or not a ZeroMQ client)",
-                              kind=("?", "auth", "AUTH_FAILED"))
+                              kind=("handshake", "auth", "AUTH_FAILED"))
 
     def _handle_safely(self, t_recv: float, ident: bytes, data: zmq.Frame | None, frames: int,
                        overflow: bool = False) -> None:
@@ -446,7 +441,7 @@ class ArmServer:
             self._reject(ident, key, op, rid, exc)
             return
         if not within_rate and req.op != "stop":
-            self._rate_limited(ident, key, data, big, req.id)
+            self._rate_limited(ident, key, data, big, 0 if req.op in NO_REPLY_OPS else req.id)
             return
         if self.lease.token is not None and req.lease == self.lease.token and key == self.lease.key:
             self.lease.last_heard = t_recv
@@ -508,10 +503,19 @@ class ArmServer:
         if rid is None and not big:
             # echo the id when it is cheap to read, so the client can match the refusal
             try:
-                raw = unpack(data.buffer, limit=MAX_COMMAND_MESSAGE).get("id")
+                msg = unpack(data.buffer, limit=MAX_COMMAND_MESSAGE)
+                raw = msg.get("id")
                 rid = raw if type(raw) is int and 0 <= raw < 2**64 else 0
+                if msg.get("op") in NO_REPLY_OPS:
+                    self.counters["dropped"] += 1  # a heartbeat gets no reply, not even this one
+                    self.counters["rate_limited"] += 1
+                    return
             except WireError:
                 rid = 0
+        elif rid == 0:
+            self.counters["dropped"] += 1
+            self.counters["rate_limited"] += 1
+            return
         self.counters["rate_limited"] += 1
         self._reject(ident, key, self._current[1], rid or 0, WireError(
             Code.RATE_LIMITED, f"this client sent more than {self.rate.rate:.0f} requests per second (a burst of "
