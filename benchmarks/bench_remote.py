@@ -315,9 +315,10 @@ def _controller_round(conn: object, n: int, stops: int) -> tuple[np.ndarray, lis
 def bench_hammer(n: int, stops: int, clients: int = 20) -> list[str]:
     from robocell.hardware.client import Connection
 
-    srv = serve("--watchdog", "2", "--lease-timeout", "3")
     rows = []
     with tempfile.TemporaryDirectory() as d:
+        audit = Path(d) / "audit.jsonl"
+        srv = serve("--watchdog", "2", "--lease-timeout", "3", "--audit", str(audit))
         stop_file = Path(d) / "stop"
         try:
             conn = Connection(srv.endpoint, timeout=20.0)
@@ -330,7 +331,11 @@ def bench_hammer(n: int, stops: int, clients: int = 20) -> list[str]:
             try:
                 for p in procs:
                     assert p.stdout is not None and p.stdout.readline().strip() == "hammering"
-                ham_rtt, ham_stop = _controller_round(conn, n, stops)
+                try:
+                    ham_rtt, ham_stop = _controller_round(conn, n, stops)
+                except Exception:
+                    print("".join(ln for ln in audit.read_text().splitlines(True) if '"server"' in ln)[-3000:])
+                    raise
                 s1 = conn.request("stats")["messages"]
                 seconds = time.monotonic() - t0
             finally:
