@@ -92,6 +92,13 @@ def _until(c: RawClient, cond: Any, what: str, timeout: float = 30.0) -> dict[st
     raise AssertionError(f"{what}: not seen within {timeout} s")
 
 
+def _unmoved(c: RawClient, before: dict[str, Any]) -> None:
+    """Nothing moved: the same commanded joints and the same last motion as ``before``."""
+    after = _state(c)
+    np.testing.assert_array_equal(after["q_cmd"], before["q_cmd"])
+    assert after["motion"] == before["motion"]
+
+
 def _still_serves(srv: ServerProcess) -> None:
     """A fresh client gets state and hello, and a stop the server starts within 200 ms of receipt."""
     with closing(RawClient(srv.endpoint, timeout=30.0)) as c:
@@ -150,6 +157,7 @@ def _nested_attack(field: str) -> bytes:
 def test_a_deeply_nested_message_is_refused_and_the_server_stays(srv: ServerProcess, raw: RawClient,
                                                                  field: str) -> None:
     before = _stats(raw)["messages"]
+    s0 = _state(raw)
     raw.send_raw(_nested_attack(field))
     rep = raw.recv()
     assert rep["code"] == "TOO_LARGE" and "nested deeper" in rep["msg"], rep
@@ -159,6 +167,7 @@ def test_a_deeply_nested_message_is_refused_and_the_server_stays(srv: ServerProc
     assert after["rejected"] - before["rejected"] == 2 and after["internal"] == before["internal"]
     refused = [e for e in _audit(srv) if e["code"] == "TOO_LARGE" and "nested" in e["reason"]]
     assert refused, "the refusal is not in the audit log"
+    _unmoved(raw, s0)
     _still_serves(srv)
     _reset(srv)
 
@@ -272,9 +281,11 @@ def test_d_other_clients_traffic_cannot_evict_a_command_reply(srv: ServerProcess
 # ---------------------------------------------------------------- E. big messages, rate
 def test_e_a_million_frames_are_discarded_without_holding_them(srv: ServerProcess, raw: RawClient) -> None:
     rss0 = _rss(srv)
+    s0 = _state(raw)
     raw.send_raw(*([b""] * 1_000_000))
     rep = raw.recv()
     assert rep["code"] == "BAD_MESSAGE" and "got 1000000" in rep["msg"], rep
+    _unmoved(raw, s0)
     _still_serves(srv)
     _reset(srv)
     assert _rss(srv) - rss0 < 100 * MB
@@ -296,6 +307,7 @@ print("sent", flush=True)
 
 def test_e_big_frames_from_four_senders_do_not_pile_up(srv: ServerProcess, raw: RawClient) -> None:
     rss0 = _rss(srv)
+    s0 = _state(raw)
     senders = [subprocess.Popen([sys.executable, "-c", SENDER, srv.endpoint, "40"], stdout=subprocess.PIPE,
                                 text=True) for _ in range(4)]
     peak = rss0
@@ -320,6 +332,7 @@ def test_e_big_frames_from_four_senders_do_not_pile_up(srv: ServerProcess, raw: 
     raw.send_raw(big_hello)
     rep = raw.recv()
     assert rep["code"] == "TOO_LARGE" and "only follow" in rep["msg"], rep
+    _unmoved(raw, s0)
     _still_serves(srv)
     _reset(srv)
     assert _rss(srv) - rss0 < 100 * MB
@@ -351,6 +364,7 @@ def test_e_a_client_over_its_rate_is_refused_but_may_still_stop(srv: ServerProce
 # ---------------------------------------------------------------- F. the audit log stays small
 def test_f_garbage_costs_a_few_audit_lines_a_second(srv: ServerProcess, raw: RawClient) -> None:
     size0 = srv.audit.stat().st_size  # type: ignore[attr-defined]
+    s0 = _state(raw)
     rng = np.random.default_rng(12)
     garbage = [rng.bytes(int(rng.integers(1, 200))) for _ in range(20_000)]
     t_start = time.time()
@@ -374,6 +388,7 @@ def test_f_garbage_costs_a_few_audit_lines_a_second(srv: ServerProcess, raw: Raw
     grown = srv.audit.stat().st_size - size0  # type: ignore[attr-defined]
     # a burst of 10 lines per kind, then one a second per kind, plus the summaries (before: 1.8 MB/s)
     assert grown < 40_000 + 3_000 * seconds, f"audit grew {grown} bytes for {len(garbage)} garbage messages"
+    _unmoved(raw, s0)
     _still_serves(srv)
     _reset(srv)
 
