@@ -320,7 +320,8 @@ class ArmServer:
             if not self.router.getsockopt(zmq.EVENTS) & zmq.POLLIN:
                 return
             item = self._read()
-            if _looks_like_stop(item[2], item[3]):
+            if _looks_like_stop(item[2], item[3]) or _looks_like_heartbeat(item[2], item[3]):
+                # stops, and heartbeats (the watchdog's clock), never wait behind other requests
                 self._stops.append(item)
                 continue
             queue = self._queues.get(item[1])
@@ -615,6 +616,10 @@ def _looks_like_stop(data: zmq.Frame | None, frames: int) -> bool:
     # cheap pre-scan: a msgpack "op": "stop" pair; misclassifying only changes order (and lets a
     # request past the rate check until it is decoded), never meaning
     return frames == 1 and data is not None and len(data) <= MAX_COMMAND_MESSAGE and b"\xa2op\xa4stop" in data.bytes
+
+
+def _looks_like_heartbeat(data: zmq.Frame | None, frames: int) -> bool:
+    return frames == 1 and data is not None and len(data) <= 256 and b"\xa9heartbeat" in data.bytes
 
 
 def _next_port(bind: str, endpoint: str) -> str:
