@@ -22,8 +22,10 @@ from typing import Any, TypeVar
 import numpy as np
 
 from robocell.arm import Mode
+from robocell.hardware.bounds import MAX_FAULTS
 from robocell.hardware.driver import Driver, DriverState
 from robocell.hardware.executor import Executor, Motion, Status
+from robocell.hardware.faults import LatchedFaults
 from robocell.hardware.protocol import VERSION, pack
 from robocell.hardware.telemetry import FIELD, TELEMETRY_PERIOD, WINDOWS_KEPT, TickWindow, with_field
 from robocell.kinematics import Kinematics
@@ -77,7 +79,7 @@ class ControlLoop:
         self.period = 1.0 / driver.info.control_rate
         st = driver.read()
         self.executor = Executor(safety, np.asarray(st.q, dtype=float), self.period, self._result)
-        self.faults: list[str] = []  # latched; cleared by reset
+        self.faults = LatchedFaults(MAX_FAULTS)  # latched, counted, bounded; cleared by reset
         self.hardware_faults: tuple[str, ...] = ()
         self.motions: collections.OrderedDict[int, Motion] = collections.OrderedDict()
         self.gripper_seq = 0
@@ -123,6 +125,11 @@ class ControlLoop:
         self._stop_requests.append(reason)
 
     @property
+    def alive(self) -> bool:
+        """True while the control thread runs (the server's supervisor checks it)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
     def latched(self) -> bool:
         return bool(self.faults)
 
@@ -160,8 +167,8 @@ class ControlLoop:
                 self._account(now - last, now)
                 last = now
                 self.q_meas = np.asarray(st.q, dtype=float)
-                while self._stop_requests:
-                    self._stop(now, st, self._stop_requests.popleft())
+                if self._stop_requests:
+                    self._requested_stops(now, st)
                 self._watch(now, st)
                 while self._inbox:
                     fn, fut = self._inbox.popleft()
@@ -265,10 +272,24 @@ class ControlLoop:
         """
         return sum(max(0.0, min(tick, t1) - max(tick - overrun, t0)) for tick, overrun in self._stalls)
 
-    def _stop(self, now: float, st: DriverState, reason: str) -> None:
+    def _requested_stops(self, now: float, st: DriverState) -> None:
+        """Every stop requested since the last tick, as one stop: each reason is counted in the
+        fault list, the deceleration is planned once and the audit gets one line.
+
+        Anyone may send stop: 20,000 of them once cost a deceleration plan and an audit line
+        each on this thread, and ticks came up to 3 s apart.
+        """
+        first = self._stop_requests.popleft()
+        more = 0
+        while self._stop_requests:
+            self.faults.add(self._stop_requests.popleft())
+            more += 1
+        self._stop(now, st, first + (f" (and {more} more stop request(s) in this tick, counted in the faults)"
+                                      if more else ""), count_as=first)
+
+    def _stop(self, now: float, st: DriverState, reason: str, count_as: str | None = None) -> None:
         cancelled = self.executor.stop(np.asarray(st.q, dtype=float), now)
-        if reason not in self.faults:
-            self.faults.append(reason)
+        self.faults.add(reason if count_as is None else count_as)
         self.on_event("stop", reason + (f" (cancelled motion {cancelled.id})" if cancelled else ""))
 
     # ---------------------------------------------------------------- motions (control thread)
@@ -297,7 +318,8 @@ class ControlLoop:
             "v": VERSION, "seq": self.seq, "t": now, "wall": time.time(), "tick": ex.tick,
             "q": q.tolist(), "qd": np.asarray(st.qd, dtype=float).tolist(), "q_cmd": ex.q_cmd.tolist(),
             "tcp": tcp.reshape(-1).tolist(), "mode": self.mode().value,
-            "faults": [*self.hardware_faults, *self.faults],
+            "faults": [*self.hardware_faults, *self.faults.texts()],
+            "fault_counts": [*(1 for _ in self.hardware_faults), *self.faults.counts()],
             "lease": self.lease.key if self.lease.token is not None else None,
             "motion": m.summary() if m is not None else None,
             "servo_seq": ex.servo_seq,

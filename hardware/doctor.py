@@ -337,8 +337,8 @@ def check_telemetry(tel: dict[str, Any] | None) -> Check:
                f"{ms(wd)}; {tel['watchdog_stops']} watchdog stop(s); lease "
                f"{str(tel['lease'])[:8] + '…' if tel['lease'] else 'free'}; {tel['peers']}"
                f"{'+' if tel['peers_capped'] else ''} connection(s) sending; queues: control inbox "
-               f"{q['control_inbox']}, planner {q['planner']}, results {q['results']}, router batch "
-               f"{q['router_batch']}/{q['router_batch_limit']}; messages: {m['accepted']} accepted, {m['rejected']} "
+               f"{q['control_inbox']}, planner {q['planner']}, results {q['results']}, command queue "
+               f"{q['command_queue']}/{q['command_queue_limit']}; messages: {m['accepted']} accepted, {m['rejected']} "
                f"rejected, {m['duplicates']} duplicates; up {tel['uptime']:.0f} s")
     advice = []
     if tel["late_ticks"] or (ticks["p99"] is not None and ticks["p99"] > 1.5 * period):
@@ -347,7 +347,7 @@ def check_telemetry(tel: dict[str, Any] | None) -> Check:
     if tel["watchdog_margin"] is not None and tel["watchdog_margin"] < 0.25 * wd:
         advice.append(f"the lease holder came within {ms(max(0.0, tel['watchdog_margin']))} of a watchdog stop: "
                       "its heartbeats are late (a busy client host or network)")
-    if q["router_batch"] >= q["router_batch_limit"] or q["planner"] > 4 or q["control_inbox"] > 50:
+    if q["command_queue"] >= q["command_queue_limit"] or q["planner"] > 4 or q["control_inbox"] > 50:
         advice.append("requests are queueing in the server (router batch, planner or control inbox): a client "
                       "sends faster than the server handles")
     if tel["watchdog_stops"]:

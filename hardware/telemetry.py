@@ -11,7 +11,7 @@ comparisons per tick:
 - :class:`TickWindow` (control thread) accumulates one window's tick intervals,
   late ticks, watchdog margin and inbox depth;
 - :class:`Traffic` (command thread) notes which connections sent requests and
-  the largest batch read;
+  the longest command queue;
 - :class:`TelemetryThread` (its own thread) turns a finished window into the
   telemetry map, percentiles included, packs it, and hands the bytes back to
   the control thread, which splices them into the next published state
@@ -82,15 +82,12 @@ class Traffic:
         self._peers: set[bytes] = set()
         self._batch_max = 0
 
-    def note(self, batch: Sequence[tuple[float, Sequence[Any]]]) -> None:
-        """A batch the command thread read: ``(t_recv, frames)`` with the routing id in frames[0]."""
-        if len(batch) > self._batch_max:
-            self._batch_max = len(batch)
-        peers = self._peers
-        for _, frames in batch:
-            if len(peers) >= PEERS_CAP:
-                break  # bounded: a flood of connections counts as "at least PEERS_CAP"
-            peers.add(frames[0].bytes)
+    def heard(self, ident: bytes, waiting: int) -> None:
+        """A request from connection ``ident`` queued behind ``waiting`` others (command thread)."""
+        if waiting > self._batch_max:
+            self._batch_max = waiting
+        if len(self._peers) < PEERS_CAP:  # bounded: a flood of connections counts as "at least PEERS_CAP"
+            self._peers.add(ident)
 
     def take(self) -> tuple[int, bool, int]:
         """(connections heard from, whether the count hit the cap, largest batch), and a new window.
@@ -186,7 +183,7 @@ class TelemetryThread:
             "lease": holder, "lease_silent": (now - heard) if holder is not None else None,
             "peers": peers, "peers_capped": capped,
             "queues": {"control_inbox": w.inbox_max, "planner": depths["planner"], "results": depths["results"],
-                       "router_batch": batch_max, "router_batch_limit": depths["router_batch_limit"]},
+                       "command_queue": batch_max, "command_queue_limit": depths["command_queue_limit"]},
             "messages": {k: int(counters.get(k, 0)) for k in ("accepted", "rejected", "duplicates")},
             "scheduling": scheduling(c.native_id),
         }

@@ -71,7 +71,7 @@ def frame(backend: str, info: dict[str, Any], got: Received | None, before: dict
         ("lease", f"{tel['lease']} (silent {_ms(tel['lease_silent'])})" if tel["lease"] else "free"),
         ("connections", f"{tel['peers']}{'+' if tel['peers_capped'] else ''} sending requests in the window"),
         ("queues", f"control inbox {q['control_inbox']}, planner {q['planner']}, results {q['results']}, "
-                   f"router batch {q['router_batch']}/{q['router_batch_limit']}"),
+                   f"command queue {q['command_queue']}/{q['command_queue_limit']}"),
         ("messages", f"accepted {m['accepted']}{_rate(tel, before, 'accepted')}, rejected {m['rejected']}"
                      f"{_rate(tel, before, 'rejected')}, duplicates {m['duplicates']}"),
         ("scheduling", f"{sched['policy']}"
