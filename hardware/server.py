@@ -17,7 +17,6 @@ safety envelope and the executor's speed and acceleration limiter.
 from __future__ import annotations
 
 import collections
-import secrets
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,8 +30,10 @@ from robocell.cellfile import CellSpec
 from robocell.errors import ConfigError, KinematicsError, RobocellError, SafetyViolation, UnreachableError
 from robocell.hardware import ops
 from robocell.hardware.audit import AuditLog
-from robocell.hardware.control import ControlLoop, Lease
+from robocell.hardware.control import ControlLoop
 from robocell.hardware.driver import Driver
+from robocell.hardware.lease import Lease, LeaseKeeper
+from robocell.hardware.liveness import Heartbeat, LivenessChannel, check_deadline
 from robocell.hardware.protocol import (
     LEASED_OPS, MAX_SOCKET_MESSAGE, NO_REPLY_OPS, Code, Request, WireError, pack, packed_reply, parse_request,
     reply, unpack,
@@ -51,14 +52,19 @@ class ArmServer:
     def __init__(self, spec: CellSpec, arm: str, driver: Driver, *, bind: str = "tcp://127.0.0.1:5555",
                  state_bind: str | None = None, state_rate: float = 250.0, watchdog: float = 0.05,
                  lease_timeout: float = 1.0, servo_period: float = 0.004, keys: ServerKeys | None = None,
-                 audit: str | Path | None = None, insecure: bool = False) -> None:
+                 audit: str | Path | None = None, insecure: bool = False, liveness: float = 0.05,
+                 servo_timeout: float = 0.2) -> None:
         arm_spec = next((a for a in spec.arms if a.name == arm), None)
         if arm_spec is None:
             raise ConfigError(f"the cell has no arm '{arm}'; its arms are: {', '.join(a.name for a in spec.arms)}")
         if not (1.0 <= state_rate <= 1000.0):
             raise ConfigError(f"state rate {state_rate} Hz is outside [1, 1000] Hz")
         if not (0.005 <= watchdog <= 5.0):
-            raise ConfigError(f"watchdog {watchdog} s is outside [0.005, 5] s")
+            raise ConfigError(f"watchdog (robocell serve --watchdog) {watchdog} s is outside [0.005, 5] s")
+        check_deadline(liveness, "liveness deadline (robocell serve --liveness)")
+        if not (0.01 <= servo_timeout <= 10.0):
+            raise ConfigError(f"servo timeout (robocell serve --servo-timeout) {servo_timeout} s is outside [0.01, 10] s; it is how long a servo "
+                              "stream may go without a setpoint before it ends (default 0.2)")
         check_bind(bind, keys, insecure)
         if state_bind is not None:
             check_bind(state_bind, keys, insecure)
@@ -78,8 +84,10 @@ class ArmServer:
         self.servo_period = servo_period
         self.keys = keys
         self.audit = AuditLog(audit)
+        self.liveness = liveness
+        self.servo_timeout = servo_timeout
+        self.heartbeat = Heartbeat.for_deadline(liveness)
         self.lease = Lease()
-        self._lease_lock = threading.Lock()
         self.ctx = zmq.Context()
         self._auth: Any = None
         self.router = self._socket(zmq.ROUTER)
@@ -92,8 +100,11 @@ class ArmServer:
         self.endpoint = self.router.getsockopt_string(zmq.LAST_ENDPOINT)
         self.pub.bind(state_bind or _next_port(bind, self.endpoint))
         self.state_endpoint = self.pub.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.leases = LeaseKeeper(self.lease, lease_timeout, self._event, self._liveness_channel,
+                                  self.heartbeat.deadline, self.heartbeat.interval)
         self.control = ControlLoop(driver, self.kin, self.safety, self.base, self.pub.send, state_rate, watchdog,
-                                   self.lease, self._event, lease_timeout)
+                                   self.lease, self._event, lease_timeout, servo_timeout=servo_timeout,
+                                   keeper=self.leases)
         self._results: collections.deque[tuple[tuple[str, int], bytes, dict[str, Any]]] = collections.deque()
         self._wake = f"inproc://robocell-wake-{id(self)}"
         self._wake_pull = self.ctx.socket(zmq.PULL)
@@ -157,6 +168,7 @@ class ArmServer:
         if self._thread is not None:
             self._thread.join(timeout=2.0)
         self.control.close()
+        self.leases.close()
         try:
             self.driver.stop()
         finally:
@@ -305,35 +317,24 @@ class ArmServer:
 
     # ---------------------------------------------------------------- lease
     def _check_lease(self, req: Request, key: str) -> None:
-        lease = self.lease
-        if lease.token is None:
-            raise WireError(Code.NO_LEASE, f"{req.op} needs the control lease; send lease_acquire first")
-        if req.lease != lease.token or key != lease.key:
-            if req.lease is None:
-                raise WireError(Code.NO_LEASE, f"{req.op} needs the control lease token in field 'lease'")
-            raise WireError(Code.LEASE_HELD, f"{req.op}: the control lease is held by another client "
-                                             f"({lease.key}); observers may only read state and stop")
+        self.leases.check(req.op, req.lease, key)
 
-    def acquire_lease(self, key: str, t_recv: float, presented: str | None) -> str:
-        with self._lease_lock:
-            lease = self.lease
-            silent = t_recv - lease.last_heard
-            mine = presented is not None and presented == lease.token and key == lease.key
-            if lease.token is not None and silent <= self.lease_timeout and not mine:
-                raise WireError(Code.LEASE_HELD, f"the control lease is held by {lease.key} (heard from "
-                                                 f"{silent * 1000:.0f} ms ago; it expires after "
-                                                 f"{self.lease_timeout:.2f} s of silence)")
-            # last_heard first: the control thread expires a lease whose token it sees with an old time
-            lease.last_heard = t_recv
-            lease.key = key
-            lease.token = secrets.token_hex(16)
-            self._servo_last = None
-            return lease.token
+    def acquire_lease(self, key: str, t_recv: float, presented: str | None,
+                      liveness: bool = False) -> tuple[str, LivenessChannel | None]:
+        why = self.leases.held_by_other(key, t_recv, presented)
+        if why is not None:
+            raise WireError(Code.LEASE_HELD, why)  # refused here, before the control thread binds anything
+        # on the control thread: the lease never changes in the middle of a tick's watchdog check
+        token, channel = self.control.run(lambda now, st: self.leases.acquire(key, t_recv, presented, liveness),
+                                          ops.CALL_TIMEOUT)
+        self._servo_last = None
+        return token, channel
 
-    def release_lease(self) -> None:
-        with self._lease_lock:
-            self.lease.token = None
-            self.lease.key = None
+    def _liveness_channel(self) -> LivenessChannel | None:
+        """A new lease's liveness connection (control thread); none for ipc:// and inproc:// servers."""
+        if not self.endpoint.startswith("tcp://"):
+            return None
+        return LivenessChannel(self._socket, self.endpoint, self.heartbeat, secure=self.keys is not None)
 
     def _event(self, kind: str, text: str) -> None:
         self.audit.record("server", kind, 0, kind not in ("stop", "fault"), kind.upper(), text)

@@ -43,8 +43,17 @@ def serve(
     bind: Annotated[str, typer.Option(help="Command endpoint (the state stream uses port + 1).")] = "tcp://127.0.0.1:5555",
     state_bind: Annotated[Optional[str], typer.Option(help="State endpoint (default: command port + 1).")] = None,
     state_rate: Annotated[float, typer.Option(help="State messages per second (1-1000).")] = 250.0,
-    watchdog: Annotated[float, typer.Option(help="Stop when the controlling client is silent this long (s).")] = 0.05,
-    lease_timeout: Annotated[float, typer.Option(help="A silent controlling client loses the lease after this (s).")] = 1.0,
+    watchdog: Annotated[float, typer.Option(help=(
+        "Clients that keep the lease with application messages (no liveness connection): stop the arm when the "
+        "controlling client sends nothing for this long while a motion or servo stream runs (s, 0.005-5)."))] = 0.05,
+    liveness: Annotated[float, typer.Option(help=(
+        "Clients with a liveness connection: stop the arm when that connection closes, or answers no ZeroMQ "
+        "heartbeat for this long, while a motion or servo stream runs (s, 0.01-5)."))] = 0.05,
+    servo_timeout: Annotated[float, typer.Option(help=(
+        "A servo stream with no new setpoint for this long (or twice its dt, if longer) ends: the arm settles on "
+        "the last setpoint and the mode is idle again, with no fault (s, 0.01-10)."))] = 0.2,
+    lease_timeout: Annotated[float, typer.Option(help=(
+        "A controlling client without a liveness connection that is silent this long loses the lease (s)."))] = 1.0,
     keys: Annotated[Optional[Path], typer.Option(help="Keys folder from `robocell keys generate` (CURVE on).")] = None,
     audit: Annotated[Optional[Path], typer.Option(help="Append-only audit log (JSON lines).")] = None,
     insecure: Annotated[bool, typer.Option(help="Allow a non-loopback bind without keys.")] = False,
@@ -72,7 +81,8 @@ def serve(
     drv = create_driver(driver, spec, name, **_parse_options(driver_option or []))
     try:
         server = ArmServer(spec, name, drv, bind=bind, state_bind=state_bind, state_rate=state_rate,
-                           watchdog=watchdog, lease_timeout=lease_timeout, keys=server_keys, audit=audit, insecure=insecure)
+                           watchdog=watchdog, lease_timeout=lease_timeout, keys=server_keys, audit=audit,
+                           insecure=insecure, liveness=liveness, servo_timeout=servo_timeout)
     except BaseException:
         drv.close()
         raise

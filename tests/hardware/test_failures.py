@@ -56,7 +56,7 @@ def test_sigkilled_client_mid_motion_stops_and_latches(server: ServerProcess, ki
                     observer.next_state()
             observer.release()
         victim = subprocess.Popen(
-            [sys.executable, "-m", "tests.hardware.victim", str(TABLETOP), server.endpoint, kind],
+            [sys.executable, "-m", "tests.hardware.victim", str(TABLETOP), server.endpoint, kind, "heartbeat"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
         )
         try:
