@@ -298,14 +298,15 @@ class ControlLoop:
         if quiet > limit:
             ex.end_servo()
             self.on_event("servo", f"servo stream ended: no setpoint for {quiet * 1000:.0f} ms (setpoint deadline "
-                                   f"{limit * 1000:.0f} ms); the arm settles on setpoint {ex.servo_seq} and holds")
+                                   f"{limit * 1000:.0f} ms); the arm settles on setpoint {ex.last_servo_seq} and holds")
 
     def end_servo(self, why: str) -> bool:
         """End the servo stream now (control thread): True if there was one to end."""
         ex = self.executor
         if not ex.end_servo():
             return False
-        self.on_event("servo", f"servo stream ended ({why}); the arm settles on setpoint {ex.servo_seq} and holds")
+        self.on_event("servo", f"servo stream ended ({why}); the arm settles on setpoint {ex.last_servo_seq} "
+                               "and holds")
         return True
 
     def _stalled(self, t0: float, t1: float) -> float:

@@ -115,6 +115,11 @@ class Executor:
         self.servo_arrived = arrived
         self.servo_dt = dt
 
+    @property
+    def last_servo_seq(self) -> int:
+        """``seq`` of the newest accepted setpoint (applied, or applied at the next tick)."""
+        return self._servo_pending[0] if self._servo_pending is not None else self.servo_seq
+
     def end_servo(self) -> bool:
         """End the stream: no feed-forward any more, settle on the last setpoint, then idle.
 

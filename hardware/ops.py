@@ -300,7 +300,7 @@ class Ops:
         c = self.control
 
         def end(now: float, st: DriverState) -> tuple[bool, int]:
-            return c.end_servo("servo_end from the client"), c.executor.servo_seq
+            return c.end_servo("servo_end from the client"), c.executor.last_servo_seq
 
         ended, seq = self._call(end)
         self.s._servo_last = None  # a new stream starts from where the arm is
