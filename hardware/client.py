@@ -476,8 +476,8 @@ class Connection:
         self._link = link
         if offer is not None and link is None:
             try:
-                self._link = LivenessLink(self._secure, self.address, offer, self.lease,
-                                          min(self.timeout, float(result.get("lease_timeout", self.timeout))))
+                self._link = LivenessLink(self._secure, self.address, offer, self.lease, self.timeout,
+                                          self._heartbeat_now)
             except BaseException:
                 self._give_back()
                 raise
@@ -485,6 +485,12 @@ class Connection:
             # no liveness connection (liveness=False, or an ipc:// server): application heartbeats
             self._hb_thread = threading.Thread(target=self._heartbeat, name="robocell-heartbeat", daemon=True)
             self._hb_thread.start()
+
+    def _heartbeat_now(self) -> None:
+        """One application heartbeat on the command socket (keeps a lease whose liveness connection is not bound yet)."""
+        if self._dealer is not None and self.lease is not None:
+            with contextlib.suppress(zmq.Again):  # not connected at this instant: the next one may be
+                self._dealer.send(pack({"v": VERSION, "op": "heartbeat", "lease": self.lease}), zmq.NOBLOCK)
 
     def _give_back(self) -> None:
         """Release a lease whose liveness connection could not be opened (it would expire anyway)."""

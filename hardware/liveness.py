@@ -37,6 +37,7 @@ from __future__ import annotations
 import socket
 import struct
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -230,7 +231,7 @@ class LivenessLink:
     """The client's end: a DEALER bound to its lease; never reconnected (a new connection needs a new lease)."""
 
     def __init__(self, secure: Callable[[zmq.Socket[bytes]], None], command_address: str, offer: dict[str, Any],
-                 token: str, timeout: float) -> None:
+                 token: str, timeout: float, keepalive: Callable[[], None]) -> None:
         self.port = int(offer["port"])
         self.heartbeat = Heartbeat(float(offer["interval"]), float(offer["deadline"]))
         endpoint = (_host_endpoint(command_address, self.port) if command_address.startswith("tcp://")
@@ -249,14 +250,24 @@ class LivenessLink:
         self.lost: str | None = None
         try:
             d.connect(endpoint)
-            self._bind(token, timeout)
+            self._bind(token, timeout, keepalive)
         except BaseException:
             self.close()
             raise
 
-    def _bind(self, token: str, timeout: float) -> None:
+    def _bind(self, token: str, timeout: float, keepalive: Callable[[], None]) -> None:
+        """Send the bind message and wait for its reply, ``keepalive()`` every 0.1 s meanwhile.
+
+        Until it is bound the lease is kept by application messages (a loaded server may take
+        a while to read the bind message): ``keepalive`` sends them.
+        """
         self.sock.send(pack({"v": VERSION, "lease": token}))
-        if not self.sock.poll(int(timeout * 1000) + 1, zmq.POLLIN):
+        t_end = time.monotonic() + timeout
+        while not self.sock.poll(int(max(0.0, min(0.1, t_end - time.monotonic())) * 1000) + 1, zmq.POLLIN):
+            if time.monotonic() >= t_end:
+                break
+            keepalive()
+        if not self.sock.poll(0, zmq.POLLIN):
             raise ConnectionLost(
                 f"the arm server offered a liveness connection at {self.endpoint} but it did not answer there within "
                 f"{timeout:.2f} s (a firewall that lets only the command and state ports through?); let that port "
