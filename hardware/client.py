@@ -487,7 +487,8 @@ class Connection:
             self._hb_thread.start()
 
     def _heartbeat_now(self) -> None:
-        """One application heartbeat on the command socket (keeps a lease whose liveness connection is not bound yet)."""
+        """One application heartbeat on the command socket: it keeps a lease whose liveness connection is not
+        bound yet."""
         if self._dealer is not None and self.lease is not None:
             with contextlib.suppress(zmq.Again):  # not connected at this instant: the next one may be
                 self._dealer.send(pack({"v": VERSION, "op": "heartbeat", "lease": self.lease}), zmq.NOBLOCK)

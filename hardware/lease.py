@@ -102,7 +102,8 @@ class LeaseKeeper:
                                          "observers may only read state and stop")
 
     # ---------------------------------------------------------------- control thread
-    def acquire(self, key: str, t_recv: float, presented: str | None, liveness: bool) -> tuple[str, LivenessChannel | None]:
+    def acquire(self, key: str, t_recv: float, presented: str | None,
+                liveness: bool) -> tuple[str, LivenessChannel | None]:
         """A new token for ``key`` (and its liveness channel if asked for and offered); LEASE_HELD otherwise.
 
         Renewing (presenting the current token) keeps a liveness connection that is still bound:

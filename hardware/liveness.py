@@ -47,7 +47,9 @@ import zmq
 from robocell.errors import ConfigError, ConnectionLost
 from robocell.hardware.protocol import VERSION, Code, WireError, pack, unpack
 
-MAX_BIND_MESSAGE = 256  # bytes: {"v": 1, "lease": <32 hex>} is ~50; more drops the connection (ZMQ_MAXMSGSIZE)
+# bytes a peer may send in one frame (ZMQ_MAXMSGSIZE; more drops the connection): the bind message is ~50,
+# but the limit applies to the handshake's frames too, and a CURVE INITIATE with its metadata is several hundred
+MAX_BIND_MESSAGE = 4096
 MAX_DEAD_FDS = 4096  # descriptors remembered as closed before a bind message from them was read
 MIN_DEADLINE, MAX_DEADLINE = 0.01, 5.0  # s; libzmq heartbeat timers have 1 ms resolution
 # s: how long libzmq itself lets a connection go quiet before dropping it (the client's own timeout, the
@@ -88,6 +90,11 @@ def check_deadline(value: float, option: str) -> None:
         raise ConfigError(f"{option} {value} s is outside [{MIN_DEADLINE}, {MAX_DEADLINE}] s; it is how long the "
                           "controlling client's liveness connection may go without a heartbeat before the "
                           "server stops the arm (default 0.05)")
+
+
+def _readable(sock: zmq.Socket[bytes]) -> bool:
+    # EVENTS, not a NOBLOCK recv raising Again: the control thread asks every tick
+    return bool(int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN)
 
 
 def _host_endpoint(endpoint: str, port: int | str) -> str:
@@ -133,7 +140,7 @@ class LivenessChannel:
     def poll(self, token: str | None, key: str | None) -> None:
         """Read bind requests, then connection events (messages first: see :meth:`_events`), then TCP_INFO."""
         sock = self.sock
-        while sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+        while _readable(sock):
             self._bind_request(sock.recv_multipart(copy=False), token, key)
         self._events()
         if self._tcp is not None and self.lost is None:
@@ -157,7 +164,7 @@ class LivenessChannel:
         from zmq.utils.monitor import parse_monitor_message
 
         mon = self.monitor
-        while mon.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+        while _readable(mon):
             ev = parse_monitor_message(mon.recv_multipart())
             fd = int(ev["value"])
             if ev["event"] == zmq.EVENT_ACCEPTED:
@@ -283,7 +290,7 @@ class LivenessLink:
 
     def check(self) -> str | None:
         """Why the link dropped (and with it the lease), or None while it is up."""
-        if self.lost is None and self.monitor.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+        if self.lost is None and _readable(self.monitor):
             self.lost = (f"the liveness connection to the arm server ({self.endpoint}) dropped: the server exited "
                          f"or was killed, or it ended the lease (it heard nothing from this client for its "
                          f"{self.heartbeat.deadline * 1000:.0f} ms deadline: this process frozen, or the network "

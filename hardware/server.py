@@ -63,8 +63,9 @@ class ArmServer:
             raise ConfigError(f"watchdog (robocell serve --watchdog) {watchdog} s is outside [0.005, 5] s")
         check_deadline(liveness, "liveness deadline (robocell serve --liveness)")
         if not (0.01 <= servo_timeout <= 10.0):
-            raise ConfigError(f"servo timeout (robocell serve --servo-timeout) {servo_timeout} s is outside [0.01, 10] s; it is how long a servo "
-                              "stream may go without a setpoint before it ends (default 0.2)")
+            raise ConfigError(f"servo timeout (robocell serve --servo-timeout) {servo_timeout} s is outside "
+                              "[0.01, 10] s; it is how long a servo stream may go without a setpoint before it "
+                              "ends (default 0.2)")
         check_bind(bind, keys, insecure)
         if state_bind is not None:
             check_bind(state_bind, keys, insecure)

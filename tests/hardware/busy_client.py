@@ -92,7 +92,7 @@ def main() -> None:
                 target = q_start.copy()
                 target[0] += 0.15 * (1 - np.cos(2 * np.pi * k / 500)) / 2  # 0.5 Hz at 250 Hz: < 0.25 rad/s
                 try:
-                    arm.servo(target, dt=SERVO_DT, wait=False)
+                    arm.servo(target, dt=SERVO_DT, wait=False)  # type: ignore[call-arg]
                 except RobocellError as exc:
                     report["servo_errors"].append(f"{type(exc).__name__}: {exc}")
                     break

@@ -207,11 +207,11 @@ def test_a_killed_server_is_reported_at_once_and_a_restarted_one_starts_idle() -
         q = arm.state().q.copy()
         q[0] += 1.0
         handle = arm.move_joints(q, wait=False, speed=0.3)
-        assert not handle.done()
+        assert not handle.done()  # type: ignore[union-attr]
         srv.kill()
         t0 = time.monotonic()
         with pytest.raises(ConnectionLost, match="liveness connection.*dropped: the server exited or was killed"):
-            handle.wait()
+            handle.wait()  # type: ignore[union-attr]
         assert time.monotonic() - t0 < timeout / 2  # from the closed connection, not from a timeout
         srv = ServerProcess(TABLETOP, bind=bind, state_bind=state).start()
         s0 = arm.state()  # reconnects: hello, fresh state, the lease and a liveness connection again
@@ -222,7 +222,7 @@ def test_a_killed_server_is_reported_at_once_and_a_restarted_one_starts_idle() -
             assert s["motion"] is None and s["mode"] == "idle"
         small = s0.q.copy()
         small[0] += 0.05
-        assert arm.move_joints(small).completed  # and it works again
+        assert arm.move_joints(small).completed  # type: ignore[union-attr]  # and it works again
     finally:
         cell.close()
         srv.kill()

@@ -29,7 +29,7 @@ def main() -> None:
             target = q.copy()
             while True:
                 target[0] += 0.0004  # 0.4 rad/s at 1 kHz
-                arm.servo(target, dt=0.001)
+                arm.servo(target, dt=0.001)  # type: ignore[call-arg]
                 started.set()
 
         threading.Thread(target=stream, daemon=True).start()
