@@ -51,6 +51,7 @@ from robocell.hardware.protocol import VERSION, Code, WireError, pack, unpack
 # but the limit applies to the handshake's frames too, and a CURVE INITIATE with its metadata is several hundred
 MAX_BIND_MESSAGE = 4096
 MAX_DEAD_FDS = 4096  # descriptors remembered as closed before a bind message from them was read
+PER_TICK = 8  # bind messages read per control tick at most (monitor events: 8 times that)
 MIN_DEADLINE, MAX_DEADLINE = 0.01, 5.0  # s; libzmq heartbeat timers have 1 ms resolution
 # s: how long libzmq itself lets a connection go quiet before dropping it (the client's own timeout, the
 # server's TTL and, with TCP_INFO, the server's libzmq timeout). Long on purpose: a libzmq timeout can fire
@@ -92,9 +93,12 @@ def check_deadline(value: float, option: str) -> None:
                           "server stops the arm (default 0.05)")
 
 
+_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)  # plain ints: enum arithmetic costs microseconds a tick
+
+
 def _readable(sock: zmq.Socket[bytes]) -> bool:
     # EVENTS, not a NOBLOCK recv raising Again: the control thread asks every tick
-    return bool(int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN)
+    return bool(int(sock.getsockopt(_EVENTS)) & _POLLIN)
 
 
 def _host_endpoint(endpoint: str, port: int | str) -> str:
@@ -140,7 +144,9 @@ class LivenessChannel:
     def poll(self, token: str | None, key: str | None) -> None:
         """Read bind requests, then connection events (messages first: see :meth:`_events`), then TCP_INFO."""
         sock = self.sock
-        while _readable(sock):
+        for _ in range(PER_TICK):  # a flood of messages or connections costs the control loop no more
+            if not _readable(sock):
+                break
             self._bind_request(sock.recv_multipart(copy=False), token, key)
         self._events()
         if self._tcp is not None and self.lost is None:
@@ -164,7 +170,9 @@ class LivenessChannel:
         from zmq.utils.monitor import parse_monitor_message
 
         mon = self.monitor
-        while _readable(mon):
+        for _ in range(8 * PER_TICK):
+            if not _readable(mon):
+                break
             ev = parse_monitor_message(mon.recv_multipart())
             fd = int(ev["value"])
             if ev["event"] == zmq.EVENT_ACCEPTED:
