@@ -105,7 +105,7 @@ def bench_kill(ep: str, trials: int, channel: str, sig: int) -> str:
     return row
 
 
-def bench_busy(ep: str, motions: int, servo: float, channel: str) -> str:
+def bench_busy(ep: str, motions: int, servo: float, channel: str, deadline: float) -> str:
     obs = Connection(ep, timeout=5.0)
     try:
         stats0 = obs.request("stats")
@@ -130,7 +130,12 @@ def bench_busy(ep: str, motions: int, servo: float, channel: str) -> str:
         obs.close()
     events = st["watchdog"][n0:]
     stops = len(events)
-    row = (f"| busy client, {channel}: {motions} motions + {servo:g} s of 250 Hz servo, 200 ms bursts | "
+    kinds: dict[str, int] = {}
+    for e in rep["motion_errors"] + rep["servo_errors"]:
+        kinds[e.split(":")[0]] = kinds.get(e.split(":")[0], 0) + 1
+    print(f"  errors met by the client: {kinds or 'none'}; servo errors: {rep['servo_errors'][:2]}", flush=True)
+    row = (f"| busy client, {channel}, deadline {deadline * 1e3:.0f} ms: {motions} motions + {servo:g} s of "
+           "250 Hz servo, 200 ms bursts | "
            f"**{stops} false stop(s)** ({', '.join(e['cause'] for e in events) or 'none'}) | "
            f"motions completed {rep['completed']}/{rep['motions']}, setpoints sent {rep['setpoints']} "
            f"(longest gap between them {rep['max_gap'] * 1e3:.0f} ms), servo errors {len(rep['servo_errors'])}, "
@@ -144,32 +149,43 @@ def bench_busy(ep: str, motions: int, servo: float, channel: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer trials, shorter runs (a smoke run)")
+    ap.add_argument("--deadlines", type=float, nargs="+", default=[DEADLINE, 0.1],
+                    help="liveness and watchdog deadlines (s) to run the busy client against")
+    ap.add_argument("--skip-kills", action="store_true", help="only the busy-client runs")
     a = ap.parse_args()
     kills = 5 if a.quick else 50
     stops = 5 if a.quick else 20
     motions, servo = (10, 5.0) if a.quick else (200, 60.0)
     base_motions, base_servo = (10, 5.0) if a.quick else (50, 15.0)
     print(f"load average before: {os.getloadavg()}")
-    srv = ServerProcess(CELL, "--lease-timeout", "0.2", cwd=ROOT).start(timeout=90.0)
+    srv = ServerProcess(CELL, cwd=ROOT).start(timeout=90.0)  # default deadlines: watchdog, liveness, lease
     try:
         print("| trials | last message → stop command | within deadline + 10 ms | kill → stop |")
         print("|---|---|---|---|")
-        bench_kill(srv.endpoint, kills, "heartbeat", signal.SIGKILL)
-        bench_kill(srv.endpoint, kills, "liveness", signal.SIGKILL)
-        bench_kill(srv.endpoint, stops, "liveness", signal.SIGSTOP)
-        hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
-        try:
-            print(f"two CPU-bound processes: pids {[h.pid for h in hogs]}; load average {os.getloadavg()}")
-            print("| run | false stops | client | margin | wall |")
-            print("|---|---|---|---|---|")
-            bench_busy(srv.endpoint, motions, servo, "liveness")
-            bench_busy(srv.endpoint, base_motions, base_servo, "heartbeat")
-        finally:
-            for h in hogs:
-                h.kill()
-                h.wait(timeout=10)
+        if not a.skip_kills:
+            bench_kill(srv.endpoint, kills, "heartbeat", signal.SIGKILL)
+            bench_kill(srv.endpoint, kills, "liveness", signal.SIGKILL)
+            bench_kill(srv.endpoint, stops, "liveness", signal.SIGSTOP)
     finally:
         srv.stop()
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        print(f"two CPU-bound processes: pids {[h.pid for h in hogs]}; load average {os.getloadavg()}")
+        print("| run | false stops | client | margin | wall |")
+        print("|---|---|---|---|---|")
+        for deadline in a.deadlines:
+            d = str(deadline)
+            srv = ServerProcess(CELL, "--liveness", d, "--watchdog", d, cwd=ROOT).start(timeout=90.0)
+            try:
+                bench_busy(srv.endpoint, motions, servo, "liveness", deadline)
+                bench_busy(srv.endpoint, base_motions, base_servo, "heartbeat", deadline)
+            finally:
+                srv.stop()
+            print(f"load average: {os.getloadavg()}", flush=True)
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait(timeout=10)
     print(f"load average after: {os.getloadavg()}")
 
 

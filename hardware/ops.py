@@ -281,9 +281,14 @@ class Ops:
             # A stream's first setpoint is judged from the commanded or the measured position,
             # whichever is nearer: a client starts from the state it reads, and an arm that
             # settled within tolerance (or lags under load) measures a few mrad off its command.
-            # A jump away from both is still refused; the tracker limits speed and acceleration.
+            # A stream that resumes after a pause is also judged from its own last setpoint, the
+            # target the arm still tracks or has settled on (nothing else moved it since: a motion,
+            # stop, reset, servo_end or new lease forgets it); the tracker may not be there yet if
+            # the server stalled. A jump away from all of them is still refused; the tracker limits
+            # speed and acceleration.
             cmd, meas = c.executor.q_cmd.copy(), np.asarray(c.q_meas, dtype=float)
-            ref = meas if np.max(np.abs(q - meas)) < np.max(np.abs(q - cmd)) else cmd
+            refs = [cmd, meas] + ([last[0]] if last is not None else [])
+            ref = min(refs, key=lambda r: float(np.max(np.abs(q - r))))
         s.safety.check_step(ref, q, dt)
         velocity = (q - ref) / dt if fresh else np.zeros(self.n)
         s._servo_last = (q, t_recv)

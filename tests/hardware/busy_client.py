@@ -94,7 +94,8 @@ def main() -> None:
                 try:
                     arm.servo(target, dt=SERVO_DT, wait=False)  # type: ignore[call-arg]
                 except RobocellError as exc:
-                    report["servo_errors"].append(f"{type(exc).__name__}: {exc}")
+                    report["servo_errors"].append(f"{type(exc).__name__}: {exc} (setpoint {k}, "
+                                                  f"{(time.monotonic() - last) * 1000:.0f} ms after the one before)")
                     break
                 now = time.monotonic()
                 report["max_gap"] = max(report["max_gap"], now - last)

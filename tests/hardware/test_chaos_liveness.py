@@ -141,7 +141,7 @@ def test_a_dead_or_frozen_client_is_stopped_and_latched(server: ServerProcess, k
 
 def _run_busy(server: ServerProcess, *extra: str) -> dict[str, Any]:
     done = subprocess.run([sys.executable, "-m", "tests.hardware.busy_client", str(TABLETOP), server.endpoint,
-                           "--motions", "3", "--servo", "1.5", "--burst", "0.2", "--hold-gil", *extra],
+                           "--motions", "2", "--servo", "1.0", "--burst", "0.2", "--hold-gil", *extra],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -168,7 +168,7 @@ def test_a_busy_client_with_a_liveness_connection_is_never_stopped(tolerant: Ser
         n_events = len(observer.request("stats")["watchdog"])
     n_audit = _audit_len(tolerant)
     report = _run_busy(tolerant)
-    assert report["completed"] == report["motions"] == 3, report
+    assert report["completed"] == report["motions"] == 2, report
     assert not report["motion_errors"] and not report["servo_errors"], report
     assert report["setpoints"] > 0 and report["final_mode"] == "idle", report
     with Connection(tolerant.endpoint, timeout=5.0) as observer:
@@ -199,8 +199,9 @@ def test_a_killed_server_is_reported_at_once_and_a_restarted_one_starts_idle() -
     bind, state = f"tcp://127.0.0.1:{_free_port()}", f"tcp://127.0.0.1:{_free_port()}"
     timeout = 10.0  # the request timeout: without the liveness connection, noticing would take this long
     srv = ServerProcess(TABLETOP, bind=bind, state_bind=state).start()
-    cell = Cell.load(TABLETOP, bind, timeout=timeout)
+    cell: Cell | None = None
     try:
+        cell = Cell.load(TABLETOP, bind, timeout=timeout)
         arm = cell.arm()
         conn = cell.backend.conn  # type: ignore[attr-defined]
         assert conn.liveness_link is not None
@@ -224,5 +225,6 @@ def test_a_killed_server_is_reported_at_once_and_a_restarted_one_starts_idle() -
         small[0] += 0.05
         assert arm.move_joints(small).completed  # type: ignore[union-attr]  # and it works again
     finally:
-        cell.close()
+        if cell is not None:
+            cell.close()
         srv.kill()

@@ -103,7 +103,11 @@ def test_killed_server_gives_connection_lost_then_reconnect_without_moving() -> 
     bind, state = f"tcp://127.0.0.1:{_free_port()}", f"tcp://127.0.0.1:{_free_port()}"
     srv = ServerProcess(TABLETOP, "--watchdog", "0.5", "--liveness", "0.5", bind=bind, state_bind=state).start()
     timeout = 0.5
-    cell = Cell.load(TABLETOP, bind, timeout=timeout)
+    try:
+        cell = Cell.load(TABLETOP, bind, timeout=timeout)
+    except BaseException:
+        srv.kill()  # it holds fixed ports: never leave it running
+        raise
     try:
         arm = cell.arm()
         q = arm.state().q.copy()
