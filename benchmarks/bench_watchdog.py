@@ -131,9 +131,14 @@ def bench_busy(ep: str, motions: int, servo: float, channel: str, deadline: floa
     events = st["watchdog"][n0:]
     stops = len(events)
     kinds: dict[str, int] = {}
+    first: dict[str, str] = {}
     for e in rep["motion_errors"] + rep["servo_errors"]:
-        kinds[e.split(":")[0]] = kinds.get(e.split(":")[0], 0) + 1
-    print(f"  errors met by the client: {kinds or 'none'}; servo errors: {rep['servo_errors'][:2]}", flush=True)
+        kind = e.split(":")[0]
+        kinds[kind] = kinds.get(kind, 0) + 1
+        first.setdefault(kind, e[:300])
+    print(f"  errors met by the client: {kinds or 'none'}", flush=True)
+    for kind, text in first.items():
+        print(f"    first {kind}: {text}", flush=True)
     row = (f"| busy client, {channel}, deadline {deadline * 1e3:.0f} ms: {motions} motions + {servo:g} s of "
            "250 Hz servo, 200 ms bursts | "
            f"**{stops} false stop(s)** ({', '.join(e['cause'] for e in events) or 'none'}) | "

@@ -613,6 +613,9 @@ class Connection:
     def _release_on_close(self) -> None:
         try:
             self.release()
+        except LeaseError:
+            # the lease is gone already (expired, or ended with its liveness connection): nothing to give back
+            self.lease = None
         except MotionError:
             # a trajectory is still running (the server refuses to release it): a client that goes
             # away mid-motion stops it, and says so, rather than leaving it to the watchdog

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from robocell.cell import Cell
-from robocell.errors import RobocellError
+from robocell.errors import LeaseError, RobocellError
 
 SERVO_DT = 0.004  # s: 250 Hz
 
@@ -125,11 +125,22 @@ def main() -> None:
 
 
 def _recover(arm: Any, report: dict[str, Any]) -> None:
-    """After a stop: reset (this client still holds the lease, or takes it again on reconnect)."""
+    """After a stop: take the lease again if it was lost, and reset."""
+    conn = arm.conn
     try:
-        if arm.state().mode.value == "stopped":
+        if arm.state().mode.value == "stopped" or conn.lease is None:
+            if conn.lease is None:
+                conn.acquire()
             arm.reset()
             report["resets"] += 1
+    except LeaseError:
+        try:
+            conn.acquire()  # the server ended the lease without this client noticing yet: take it again
+            if arm.state().mode.value == "stopped":
+                arm.reset()
+                report["resets"] += 1
+        except RobocellError as exc:
+            report["motion_errors"].append(f"recovery: {type(exc).__name__}: {exc}")
     except RobocellError as exc:
         report["motion_errors"].append(f"recovery: {type(exc).__name__}: {exc}")
 
