@@ -47,8 +47,9 @@ def serve(
         "Clients that keep the lease with application messages (no liveness connection): stop the arm when the "
         "controlling client sends nothing for this long while a motion or servo stream runs (s, 0.005-5)."))] = 0.05,
     liveness: Annotated[float, typer.Option(help=(
-        "Clients with a liveness connection: stop the arm when that connection closes, or answers no ZeroMQ "
-        "heartbeat for this long, while a motion or servo stream runs (s, 0.01-5)."))] = 0.05,
+        "Clients with a liveness connection: stop the arm when that connection closes, or nothing (no ZeroMQ "
+        "heartbeat, no command) arrives from the client for this long, while a motion or servo stream runs "
+        "(s, 0.01-5)."))] = 0.05,
     servo_timeout: Annotated[float, typer.Option(help=(
         "A servo stream with no new setpoint for this long (or twice its dt, if longer) ends: the arm settles on "
         "the last setpoint and the mode is idle again, with no fault (s, 0.01-10)."))] = 0.2,
@@ -62,6 +63,7 @@ def serve(
     """Serve one arm of a cell over ZeroMQ, with a driver (the simulator or a real arm)."""
     from robocell.cellfile import load_cell_spec
     from robocell.hardware.driver import create_driver
+    from robocell.hardware.liveness import check_deadline
     from robocell.hardware.security import check_bind, check_free, load_server_keys
     from robocell.hardware.server import ArmServer
     from robocell.hardware.spawn import ready_line
@@ -76,6 +78,7 @@ def serve(
         # appended to, never replaced: an audit log that exists is the point, so no --force
         check_output(audit, "--audit", kind="append")
     check_free(bind, state_bind)
+    check_deadline(liveness, "--liveness")  # deadlines too: before the driver connects to anything
     # the control thread must get the GIL back within a fraction of its 1 ms period
     sys.setswitchinterval(0.0002)
     drv = create_driver(driver, spec, name, **_parse_options(driver_option or []))
