@@ -5,8 +5,9 @@
    against a bare echo server in another process; CURVE off and on.
 2. Servo streaming at 1 kHz from a Python client: share of setpoints applied
    at the next server tick, and the client's send-period jitter.
-3. Watchdog: SIGKILL the controlling client mid-motion N times; the time from
-   its last message to the server's stop command (limit: watchdog + 10 ms).
+3. Watchdog: SIGKILL the controlling client (on application heartbeats) mid-motion N times;
+   the time from its last message to the server's stop command (limit: watchdog + 10 ms).
+   Clients on a liveness connection: benchmarks/bench_watchdog.py.
 4. Under attack: 20 clients (threads in two processes, each with its own socket)
    send state/hello/garbage/lease requests as fast as they can while one client
    controls the arm: the controller's request round trip (p50/p99) and the time
@@ -197,7 +198,7 @@ VICTIM = textwrap.dedent("""
     import sys
     import numpy as np
     from robocell.hardware.client import Connection
-    c = Connection(sys.argv[1], timeout=5.0)
+    c = Connection(sys.argv[1], timeout=5.0, liveness=False)  # application heartbeats: the --watchdog path
     c.acquire()
     q = np.asarray(c.state()["q_cmd"])
     q[0] += float(sys.argv[2])

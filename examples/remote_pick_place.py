@@ -9,10 +9,14 @@ ended up. On a real cell the server runs next to the arm and you only run
 
     robocell run PROGRAM.yaml --cell CELL --backend tcp://ARM-HOST:5555 --keys keys/
 
-The simulated arm's server runs with a 0.5 s watchdog (`robocell serve
---watchdog`): this example shares its machine with whatever else runs there,
-and a client starved of CPU for 50 ms (the default, which a real arm's server
-keeps) would get the arm stopped for it. Pass --watchdog 0.05 to try the default.
+The client keeps its lease with a liveness connection (docs/protocol.md §6):
+libzmq's I/O thread heartbeats for it, so a client whose Python is busy is not
+taken for dead. The simulated arm's server still allows 0.5 s of silence
+(`robocell serve --watchdog 0.5 --liveness 0.5`) rather than the 50 ms a real
+arm's server keeps: this example shares its machine with whatever else runs
+there, and a client process that is descheduled as a whole (its I/O thread
+too; the examples test freezes it for 0.2 s on purpose) would get the arm
+stopped for it. Pass --watchdog 0.05 to try the defaults.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ def main(program: Path = PROGRAM, watchdog: float = WATCHDOG) -> int:
     from robocell.runner import load_registry, run_file
 
     # `robocell serve` in another process, random loopback port
-    server = ServerProcess(CELL, "--watchdog", str(watchdog)).start()
+    server = ServerProcess(CELL, "--watchdog", str(watchdog), "--liveness", str(watchdog)).start()
     try:
         assert server.proc is not None
         print(f"arm server: {server.endpoint} (pid {server.proc.pid}, watchdog {watchdog * 1000:g} ms)")
@@ -56,6 +60,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Run a program against a `robocell serve` process.")
     parser.add_argument("program", nargs="?", type=Path, default=PROGRAM, help="program file (YAML)")
     parser.add_argument("--watchdog", type=float, default=WATCHDOG,
-                        help=f"the server's watchdog in seconds (default {WATCHDOG}; robocell serve's is 0.05)")
+                        help=f"the server's watchdog and liveness deadlines in seconds (default {WATCHDOG}; "
+                             "robocell serve's are 0.05)")
     args = parser.parse_args()
     sys.exit(main(args.program, args.watchdog))

@@ -14,8 +14,14 @@ Rules this module keeps (docs/protocol.md):
   state older than ``stale`` seconds is never returned as current; a
   connection made with ``queue_states=True`` (the recorder's) keeps every
   state instead, in order, for :meth:`Connection.next_states`;
-- while this client holds the lease, a heartbeat thread on its own socket
-  tells the server's watchdog that the client is alive.
+- while this client holds the lease, a **liveness connection**
+  (:mod:`robocell.hardware.liveness`) tells the server it is alive: libzmq's
+  I/O threads exchange heartbeats on it, so a client whose Python is busy
+  (the GIL, a loaded host) is never taken for dead, and one that is killed,
+  frozen or cut off is; its drop is raised here as ``ConnectionLost``.  With
+  ``liveness=False`` (or a server that offers none) a heartbeat thread on its
+  own socket sends application heartbeats instead, which the server's
+  ``--watchdog`` judges.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from robocell.errors import (
     RemoteError, SafetyViolation, UnreachableError,
 )
 from robocell.hardware.connect import DEFAULT_CONNECT_TIMEOUT, ConnectWatch, connect_failure
+from robocell.hardware.liveness import LivenessLink
 from robocell.hardware.protocol import VERSION, WireError, pack, unpack
 from robocell.hardware.security import ClientKeys
 
@@ -45,7 +52,7 @@ STATE_QUEUE = 10_000  # states a queue_states connection holds unread (10 s at 1
 HEARTBEAT = 0.01  # s between heartbeats; the server's watchdog default is 50 ms
 # After these, state() waits for a state built after the server answered (read-your-writes).
 SYNC_OPS = frozenset({"move_joints", "move_pose", "follow", "gripper", "stop", "reset", "lease_acquire",
-                      "lease_release"})
+                      "lease_release", "servo_end"})
 
 _ERRORS: dict[str, type[Exception]] = {
     "SAFETY": SafetyViolation,
@@ -78,7 +85,7 @@ class Connection:
     def __init__(self, address: str, *, keys: ClientKeys | None = None, timeout: float = 2.0,
                  stale: float | None = None, latency: float = 0.0, state_drop: float = 0.0,
                  seed: int | None = None, queue_states: bool = False,
-                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:
+                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, liveness: bool = True) -> None:
         if not (0.01 <= timeout <= 600):
             raise ConfigError(f"timeout = {timeout} s is outside [0.01, 600] s")
         if not (0.01 <= connect_timeout <= 3600):
@@ -106,6 +113,9 @@ class Connection:
         self.info: dict[str, Any] = {}
         self.lease: str | None = None
         self._want_lease = False
+        self.liveness = liveness  # ask for a liveness connection with the lease (docs/protocol.md §6)
+        self._link: LivenessLink | None = None
+        self._pollers: tuple[zmq.Socket[bytes], LivenessLink, zmq.Poller] | None = None  # reused by _poll
         self._hb_stop = threading.Event()
         self._hb_thread: threading.Thread | None = None
         self._closed = False
@@ -175,6 +185,7 @@ class Connection:
 
     def _drop_sockets(self) -> None:
         self._in_flight.clear()
+        self._pollers = None
         for s in (self._dealer, self._sub):
             if s is not None:
                 s.close(linger=0)  # drop anything still queued: a command is never resent
@@ -243,6 +254,7 @@ class Connection:
         if self._dealer is None:
             self._connect()
         assert self._dealer is not None
+        self._check_link()
         limit = self.timeout if deadline is None else deadline
         rid, data = self._envelope(op, args, limit)
         if self.latency:
@@ -261,7 +273,7 @@ class Connection:
                 self._lost(op, limit, "was not connected")
         while True:
             left = t_end - time.monotonic()
-            if left <= 0 or not d.poll(int(left * 1000) + 1, zmq.POLLIN):
+            if left <= 0 or not self._poll(d, left):
                 self._lost(op, limit, "did not reply")
             try:
                 rep = unpack(d.recv(), max_str=REPLY_MAX_STR)
@@ -295,6 +307,7 @@ class Connection:
         bounded: at most ``MAX_IN_FLIGHT`` commands wait for theirs.
         """
         self.raise_stream_error()
+        self._check_link()
         if self._dealer is None:
             self._connect()
         assert self._dealer is not None
@@ -325,7 +338,7 @@ class Connection:
         if block:
             oldest = min(t for _, t in self._in_flight.values())
             left = oldest + self.timeout - time.monotonic()
-            if left <= 0 or not d.poll(int(left * 1000) + 1, zmq.POLLIN):
+            if left <= 0 or not self._poll(d, left):
                 op = next(iter(self._in_flight.values()))[0]
                 self._in_flight.clear()
                 self._lost(op, self.timeout, "did not reply")
@@ -370,6 +383,7 @@ class Connection:
             self._connect()
         assert self._sub is not None and self.stale is not None
         max_age = self.stale if max_age is None else max_age
+        self._check_link()
         self._drain()
         if self._current(max_age):
             assert self._state is not None
@@ -377,7 +391,7 @@ class Connection:
         wait = self.timeout if within is None else within
         t_end = time.monotonic() + wait
         while time.monotonic() < t_end:
-            if self._sub.poll(max(1, int((t_end - time.monotonic()) * 1000)), zmq.POLLIN):
+            if self._poll(self._sub, t_end - time.monotonic()):
                 self._drain()
                 if self._current(max_age):
                     assert self._state is not None
@@ -442,20 +456,119 @@ class Connection:
 
     # ---------------------------------------------------------------- lease and heartbeat
     def acquire(self) -> None:
+        """Take the lease (renewing it: the current token is presented), with a liveness connection if offered."""
         self._want_lease = True
-        self.lease = None
-        self.lease = str(self.request("lease_acquire")["token"])
-        if self._hb_thread is None:
+        args = {"liveness": True} if self.liveness else None
+        # a renewal may replace the liveness connection: while it is asked for, a drop of the old
+        # one is the server's doing, not a lost lease
+        link, self._link = self._link, None
+        try:
+            result = self.request("lease_acquire", args)
+        except BaseException:
+            if link is not None:
+                link.close()
+            self.lease = None
+            raise
+        self.lease = str(result["token"])
+        offer = result.get("liveness")
+        if link is not None and (offer is None or link.port != int(offer["port"]) or link.check() is not None):
+            link.close()
+            link = None
+        self._link = link
+        if offer is not None and link is None:
+            try:
+                self._link = LivenessLink(self._secure, self.address, offer, self.lease, self.timeout,
+                                          self._heartbeat_now)
+            except BaseException:
+                self._give_back()
+                raise
+        if self._link is None and self._hb_thread is None:
+            # no liveness connection (liveness=False, or an ipc:// server): application heartbeats
             self._hb_thread = threading.Thread(target=self._heartbeat, name="robocell-heartbeat", daemon=True)
             self._hb_thread.start()
 
-    def release(self) -> None:
-        self._want_lease = False
-        if self.lease is not None:
-            try:
+    def _heartbeat_now(self) -> None:
+        """One application heartbeat on the command socket: it keeps a lease whose liveness connection is not
+        bound yet."""
+        if self._dealer is not None and self.lease is not None:
+            with contextlib.suppress(zmq.Again):  # not connected at this instant: the next one may be
+                self._dealer.send(pack({"v": VERSION, "op": "heartbeat", "lease": self.lease}), zmq.NOBLOCK)
+
+    def _give_back(self) -> None:
+        """Release a lease whose liveness connection could not be opened (it would expire anyway)."""
+        try:
+            # if the server is gone too, its lease expires on its own: nothing to undo
+            with contextlib.suppress(ConnectionLost):
                 self.request("lease_release", deadline=min(self.timeout, 0.5))
-            finally:
-                self.lease = None
+        finally:
+            self.lease = None
+
+    def release(self) -> dict[str, Any]:
+        """Give the lease back; ``servo_ended`` in the result says whether that ended a servo stream.
+
+        Refused (MotionError, server code BUSY) while a trajectory runs: wait for it or stop it first.
+        """
+        self._want_lease = False
+        link, self._link = self._link, None  # the server closes its end as it releases: not a lost lease
+        if self.lease is None:
+            if link is not None:
+                link.close()
+            return {}
+        try:
+            result = self.request("lease_release", deadline=min(self.timeout, 0.5))
+        except MotionError:
+            self._link, self._want_lease = link, True  # refused: the lease and its connection are still ours
+            raise
+        except BaseException:
+            self.lease = None
+            if link is not None:
+                link.close()
+            raise
+        self.lease = None
+        if link is not None:
+            link.close()
+        return result
+
+    @property
+    def liveness_link(self) -> LivenessLink | None:
+        """The lease's liveness connection (None without one)."""
+        return self._link
+
+    def _close_link(self) -> None:
+        link, self._link = self._link, None
+        self._pollers = None
+        if link is not None:
+            link.close()
+
+    def _check_link(self) -> None:
+        """Raise ConnectionLost once the liveness connection (and with it the lease) is gone."""
+        link = self._link
+        if link is None:
+            return
+        why = link.check()
+        if why is None:
+            return
+        self._close_link()
+        self.lease = None
+        self._drop_sockets()  # the next call reconnects: hello, fresh state, a new lease
+        raise ConnectionLost(f"{why}; the next call reconnects and takes the lease again")
+
+    def _poll(self, sock: zmq.Socket[bytes], seconds: float) -> bool:
+        """Wait up to ``seconds`` for ``sock`` to be readable; a liveness drop meanwhile raises at once."""
+        ms = max(1, int(seconds * 1000) + 1)
+        link = self._link
+        if link is None:
+            return bool(sock.poll(ms, zmq.POLLIN))
+        cached = self._pollers
+        if cached is None or cached[0] is not sock or cached[1] is not link:
+            poller = zmq.Poller()
+            poller.register(sock, zmq.POLLIN)
+            poller.register(link.monitor, zmq.POLLIN)
+            cached = self._pollers = (sock, link, poller)
+        ready = dict(cached[2].poll(ms))
+        if link.monitor in ready:
+            self._check_link()
+        return sock in ready
 
     def _heartbeat(self) -> None:
         s = self.ctx.socket(zmq.DEALER)
@@ -466,14 +579,20 @@ class Connection:
         try:
             while not self._hb_stop.wait(HEARTBEAT):
                 token = self.lease
-                if token is None:
-                    continue
+                if token is None or self._link is not None:
+                    continue  # no lease, or its liveness connection keeps it
                 try:
                     s.send(pack({"v": VERSION, "op": "heartbeat", "lease": token}), zmq.NOBLOCK)
                 except zmq.Again:
                     continue  # not connected right now; the watchdog will act if this lasts
         finally:
             s.close(linger=0)
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         if self._closed:
@@ -482,11 +601,24 @@ class Connection:
             if self.lease is not None and self._dealer is not None:
                 # if the server is gone, its lease expires on its own: nothing to undo
                 with contextlib.suppress(ConnectionLost):
-                    self.release()
+                    self._release_on_close()
         finally:
             self._closed = True
             self._hb_stop.set()
             if self._hb_thread is not None:
                 self._hb_thread.join(timeout=1.0)
+            self._close_link()
             self._drop_sockets()
             self.ctx.term()
+
+    def _release_on_close(self) -> None:
+        try:
+            self.release()
+        except LeaseError:
+            # the lease is gone already (expired, or ended with its liveness connection): nothing to give back
+            self.lease = None
+        except MotionError:
+            # a trajectory is still running (the server refuses to release it): a client that goes
+            # away mid-motion stops it, and says so, rather than leaving it to the watchdog
+            self.request("stop", {"reason": "the controlling client closed its connection during a motion"})
+            self.release()

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -26,7 +27,8 @@ from robocell.hardware.bounds import MAX_FAULTS
 from robocell.hardware.driver import Driver, DriverState
 from robocell.hardware.executor import Executor, Motion, Status
 from robocell.hardware.faults import LatchedFaults
-from robocell.hardware.protocol import VERSION, pack
+from robocell.hardware.lease import Lease, LeaseKeeper, Lost
+from robocell.hardware.protocol import VERSION, Code, WireError, pack
 from robocell.hardware.telemetry import FIELD, TELEMETRY_PERIOD, WINDOWS_KEPT, TickWindow, with_field
 from robocell.kinematics import Kinematics
 from robocell.safety import SafetyEnvelope
@@ -35,22 +37,16 @@ T = TypeVar("T")
 TICK_HISTORY = 20_000  # tick intervals kept for the jitter statistics
 STALL_GRACE = 0.005  # s after a late tick before the watchdog judges silence again (once per silence)
 
-
-@dataclass
-class Lease:
-    """Who controls the arm; ``last_heard`` is the watchdog's clock (monotonic s)."""
-
-    token: str | None = None
-    key: str | None = None
-    last_heard: float = 0.0
+__all__ = ["ControlLoop", "ControlStats", "Lease", "WatchdogEvent"]
 
 
 @dataclass
 class WatchdogEvent:
-    silent: float  # s between the holder's last message and the stop command
-    at: float  # monotonic time of the stop command
+    silent: float  # s between the holder's last message (or, liveness: bytes on its connection) and the stop
+    at: float  # monotonic time of the stop command (CLOCK_MONOTONIC: comparable across processes on one host)
     key: str
     stalled: float = 0.0  # s between the deadline and the stop during which the control loop could not run
+    cause: str = "heartbeat"  # heartbeat (application silence), liveness (connection dropped), expired (lease)
 
 
 @dataclass
@@ -59,13 +55,17 @@ class ControlStats:
     late_ticks: int = 0  # ticks that started more than one period after the previous one
     intervals: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=TICK_HISTORY))
     watchdog: list[WatchdogEvent] = field(default_factory=list)
+    # longest kernel-measured silence of a bound liveness connection while the arm moved for its holder (s):
+    # the margin a live client left against the liveness deadline
+    liveness_silence_max: float = 0.0
 
 
 class ControlLoop:
     def __init__(self, driver: Driver, kinematics: Kinematics, safety: SafetyEnvelope, base: np.ndarray,
                  publish: Callable[[bytes], None], state_rate: float, watchdog: float, lease: Lease,
                  on_event: Callable[[str, str], None], lease_timeout: float = 1.0,
-                 telemetry_period: float = TELEMETRY_PERIOD) -> None:
+                 telemetry_period: float = TELEMETRY_PERIOD, *, servo_timeout: float = 0.2,
+                 keeper: LeaseKeeper | None = None) -> None:
         self.driver = driver
         self.kin = kinematics
         self.safety = safety
@@ -75,6 +75,8 @@ class ControlLoop:
         self.watchdog = watchdog
         self.lease = lease
         self.lease_timeout = lease_timeout
+        self.servo_timeout = servo_timeout
+        self.keeper = keeper if keeper is not None else LeaseKeeper(lease, lease_timeout, on_event)
         self.on_event = on_event  # (kind, text) -> audit
         self.period = 1.0 / driver.info.control_rate
         st = driver.read()
@@ -93,6 +95,8 @@ class ControlLoop:
         self._thread: threading.Thread | None = None
         self._grace_until = 0.0
         self._grace_for: float | None = None  # the silence (lease.last_heard) the grace was given for
+        self._quiet_since: float | None = None  # when a liveness connection's silence passed its limit
+        self._quiet_grace_until = 0.0
         self._last_late = -float("inf")  # monotonic time of the latest late tick
         self._stalls: collections.deque[tuple[float, float]] = collections.deque(maxlen=256)  # (tick, overrun s)
         self.failure: BaseException | None = None
@@ -115,6 +119,17 @@ class ControlLoop:
             return fut
         self._inbox.append((fn, fut))
         return fut
+
+    def run(self, fn: Callable[[float, DriverState], T], timeout: float) -> T:
+        """:meth:`call` and wait for the result; BUSY (nothing done) if the loop did not take it in time."""
+        fut = self.call(fn)
+        try:
+            return fut.result(timeout=timeout)
+        except FutureTimeout:
+            if fut.cancel():  # not started: it never will be, so nothing changed
+                raise WireError(Code.BUSY, f"the control loop did not take the command within {timeout:.1f} s "
+                                           "(the server is overloaded or stalled); nothing was done, retry") from None
+            return fut.result()  # it started meanwhile: it finishes within a tick
 
     def post(self, fn: Callable[[float, DriverState], Any]) -> None:
         """Like :meth:`call` without a result (cheaper: the servo stream's path)."""
@@ -237,14 +252,16 @@ class ControlLoop:
         if st.faults and st.faults != self.hardware_faults:
             self._stop(now, st, "hardware fault: " + ", ".join(st.faults))
         self.hardware_faults = tuple(st.faults)
-        lease = self.lease
-        if lease.token is not None and now - lease.last_heard > self.lease_timeout:
-            # a silent holder (dead, or cut off) loses control so another client can take over
-            self.on_event("lease", f"lease of {lease.key} expired after {now - lease.last_heard:.2f} s of silence")
-            lease.token = None
-        ex = self.executor
-        if self.faults or not (ex.servoing or (ex.motion is not None and ex.motion.status is Status.RUNNING)):
+        lost = self.keeper.watch(now) or self._judge_liveness(now)
+        if lost is not None:
+            if self.armed:
+                limit = self.keeper.liveness_deadline if lost.cause == "liveness" else self.lease_timeout
+                self._watchdog_stop(now, st, lost.reason, lost.key, lost.silent, now - lost.silent + limit,
+                                    lost.cause)
             return
+        self._servo_deadline(now)
+        if not self.armed or self.lease.bound:
+            return  # nothing moves on the holder's behalf, or its liveness connection is its deadline
         silent = now - self.lease.last_heard
         if self.lease.token is not None and silent > self.watchdog:
             # Past the deadline right after a stall: give the command thread STALL_GRACE to read
@@ -256,12 +273,84 @@ class ControlLoop:
                 self._grace_until = self._last_late + STALL_GRACE
             if self._grace_for == self.lease.last_heard and now < self._grace_until:
                 return
-        if self.lease.token is None or silent > self.watchdog:
+        if self.lease.token is None:
+            # unreachable by the protocol (release refuses a running trajectory and ends a servo
+            # stream; expiry is reported above), kept so that no path leaves the arm moving unowned
+            self._watchdog_stop(now, st, "watchdog: the arm is moving but nobody holds the lease", "nobody",
+                                silent, self.lease.last_heard + self.watchdog, "heartbeat")
+        elif silent > self.watchdog:
             who = self.lease.key or "nobody"
-            stalled = self._stalled(self.lease.last_heard + self.watchdog, now)
-            self.stats.watchdog.append(WatchdogEvent(silent, now, who, stalled))
-            self._stop(now, st, f"watchdog: no command or heartbeat from the controlling client ({who}) "
-                                f"for {silent * 1000:.0f} ms (limit {self.watchdog * 1000:.0f} ms)")
+            self._watchdog_stop(now, st, f"watchdog: no command or heartbeat from the controlling client ({who}) "
+                                         f"for {silent * 1000:.0f} ms (limit {self.watchdog * 1000:.0f} ms)",
+                                who, silent, self.lease.last_heard + self.watchdog, "heartbeat")
+
+    def _judge_liveness(self, now: float) -> Lost | None:
+        """A bound liveness connection whose bytes stopped: the deadline while the arm moves for its
+        holder, ``lease_timeout`` otherwise (an idle lease need not go at the first hiccup).
+
+        The silence is the kernel's (time since data arrived), so this side's stalls do not count;
+        but a stall of the whole host (a VM descheduled) freezes the client too. Right after a late
+        tick the client gets one PING interval (plus STALL_GRACE) to be heard, once per silence.
+        """
+        kernel = self.keeper.silence()
+        if kernel is None:
+            self._quiet_since = None
+            return None
+        # Any command from the holder also shows it alive (a 250 Hz servo stream, say): only both
+        # channels silent count. A frozen or cut-off client is silent on both.
+        silent = min(kernel, now - self.lease.last_heard)
+        armed = self.armed
+        if armed and kernel > self.stats.liveness_silence_max:
+            self.stats.liveness_silence_max = kernel
+        limit = self.keeper.liveness_deadline if armed else self.lease_timeout
+        if silent <= limit:
+            self._quiet_since = None
+            return None
+        if self._quiet_since is None:
+            self._quiet_since = now
+            grace = self.keeper.liveness_interval + STALL_GRACE
+            self._quiet_grace_until = self._last_late + grace if now - self._last_late < grace else now
+        if now < self._quiet_grace_until:
+            return None
+        return self.keeper.drop_silent(now, silent)
+
+    @property
+    def armed(self) -> bool:
+        """Whether the holder's absence must stop the arm: a trajectory runs, or a servo stream is live.
+
+        A stream that is ending (its setpoint deadline passed, or it was ended) only settles onto
+        its last, checked setpoint: like a stop's deceleration, that needs nobody.
+        """
+        ex = self.executor
+        running = ex.motion is not None and ex.motion.status is Status.RUNNING
+        return not self.faults and (running or (ex.servoing and not ex.servo_ending))
+
+    def _watchdog_stop(self, now: float, st: DriverState, reason: str, key: str, silent: float, deadline: float,
+                       cause: str) -> None:
+        stalled = self._stalled(deadline, now)
+        self.stats.watchdog.append(WatchdogEvent(silent, now, key, stalled, cause))
+        self._stop(now, st, reason)
+
+    def _servo_deadline(self, now: float) -> None:
+        """End a stream whose setpoints stopped: the tracker settles on the last one, then the mode is idle."""
+        ex = self.executor
+        if not ex.servoing or ex.servo_ending:
+            return
+        limit = max(self.servo_timeout, 2.0 * ex.servo_dt)
+        quiet = now - ex.servo_arrived
+        if quiet > limit:
+            ex.end_servo()
+            self.on_event("servo", f"servo stream ended: no setpoint for {quiet * 1000:.0f} ms (setpoint deadline "
+                                   f"{limit * 1000:.0f} ms); the arm settles on setpoint {ex.last_servo_seq} and holds")
+
+    def end_servo(self, why: str) -> bool:
+        """End the servo stream now (control thread): True if there was one to end."""
+        ex = self.executor
+        if not ex.end_servo():
+            return False
+        self.on_event("servo", f"servo stream ended ({why}); the arm settles on setpoint {ex.last_servo_seq} "
+                               "and holds")
+        return True
 
     def _stalled(self, t0: float, t1: float) -> float:
         """Seconds of [t0, t1] during which the control loop was not running (late ticks' overruns).

@@ -72,6 +72,9 @@ class Executor:
         self.servo_velocity = np.zeros_like(q0)
         self.servo_seq = 0  # of the setpoint the tracker follows
         self._servo_pending: tuple[int, np.ndarray, np.ndarray, float] | None = None  # seq, q, v, arrival time
+        self.servo_ending = False  # the stream ended: settle on the last setpoint, then idle
+        self.servo_arrived = -np.inf  # monotonic arrival time of the newest setpoint (the setpoint deadline's clock)
+        self.servo_dt = 0.0  # the newest setpoint's stream period (s)
         self._prev_now = -np.inf  # start time of the previous tick
         self.servo_stats = ServoStats()
         self._servo_applied = 0
@@ -90,6 +93,7 @@ class Executor:
     def start(self, motion: Motion, now: float) -> None:
         self.servo_target = None
         self._servo_pending = None
+        self.servo_ending = False
         motion.t0 = now
         self.motion = motion
 
@@ -107,6 +111,25 @@ class Executor:
         self.servo_stats.received += 1
         self._servo_pending = (seq, q, velocity, arrived)
         self._servo_ff_ticks = max(1, int(round(dt / self.period)))
+        self.servo_ending = False
+        self.servo_arrived = arrived
+        self.servo_dt = dt
+
+    @property
+    def last_servo_seq(self) -> int:
+        """``seq`` of the newest accepted setpoint (applied, or applied at the next tick)."""
+        return self._servo_pending[0] if self._servo_pending is not None else self.servo_seq
+
+    def end_servo(self) -> bool:
+        """End the stream: no feed-forward any more, settle on the last setpoint, then idle.
+
+        A setpoint that arrived but was not applied yet is still applied (it was accepted).
+        Returns False if there was no stream to end.
+        """
+        if self.servo_ending or (self.servo_target is None and self._servo_pending is None):
+            return False
+        self.servo_ending = True
+        return True
 
     def stop(self, q: np.ndarray, now: float) -> Motion | None:
         """Decelerate from the commanded state; returns the motion it cancelled, if any."""
@@ -118,6 +141,7 @@ class Executor:
             cancelled = self.motion
         self.servo_target = None
         self._servo_pending = None
+        self.servo_ending = False
         self.stopping = plan_stop(self.q_cmd, self.v_cmd, self.safety.max_accel)
         self.stop_t0 = now
         return cancelled
@@ -156,10 +180,18 @@ class Executor:
             self.servo_target, self.servo_velocity, self.servo_seq = q, v, seq
             self._servo_applied = self.tick
         if self.servo_target is not None:
-            if self.tick - self._servo_applied >= self._servo_ff_ticks:
+            if self.servo_ending or self.tick - self._servo_applied >= self._servo_ff_ticks:
                 self.servo_velocity = np.zeros_like(self.servo_velocity)
+            if self.servo_ending and self._settled(self.servo_target):
+                self.servo_target = None  # the stream is over: idle, holding the last setpoint
+                self.servo_ending = False
+                return self._emit(self.q_cmd, np.zeros_like(self.q_cmd))
             return self._track()
         return self._emit(self.q_cmd, np.zeros_like(self.q_cmd))
+
+    def _settled(self, target: np.ndarray) -> bool:
+        # the tracker lands exactly on the target (see _track), and one tick later v_cmd is zero
+        return bool(np.all(np.abs(target - self.q_cmd) < 1e-9) and np.all(np.abs(self.v_cmd) < 1e-9))
 
     def _slip(self, late: float, prev_now: float) -> None:
         """After a late tick, resume the running trajectory where it was instead of jumping ahead.
@@ -220,6 +252,7 @@ class Executor:
         self.stopping = None
         self.servo_target = None
         self._servo_pending = None
+        self.servo_ending = False
         self.q_cmd = q.copy()
         self.v_cmd = np.zeros_like(q)
 

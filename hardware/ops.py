@@ -76,7 +76,7 @@ class Ops:
 
     # ---------------------------------------------------------------- helpers
     def _call(self, fn: Callable[[float, DriverState], Any]) -> Any:
-        return self.control.call(fn).result(timeout=CALL_TIMEOUT)
+        return self.control.run(fn, CALL_TIMEOUT)
 
     def _ready_to_move(self, op: str) -> None:
         c = self.control
@@ -144,7 +144,7 @@ class Ops:
             "gripper": {"max_width": info.gripper_max_width} if info.gripper_max_width > 0 else None,
             "state_endpoint": s.state_endpoint, "state_rate": s.state_rate,
             "control_rate": info.control_rate, "watchdog": s.watchdog, "lease_timeout": s.lease_timeout,
-            "servo_period": s.servo_period,
+            "servo_period": s.servo_period, "liveness": s.liveness, "servo_timeout": s.servo_timeout,
         }
 
     def op_state(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:
@@ -173,11 +173,13 @@ class Ops:
             "tick_max": float(iv.max()) if iv.size else 0.0,
             "servo": {"received": ss.received, "applied_next_tick": ss.applied_next_tick,
                       "applied_late": ss.applied_late, "superseded": ss.superseded},
-            "watchdog": [{"silent": e.silent, "stalled": e.stalled, "key": e.key} for e in c.stats.watchdog],
+            "watchdog": [{"silent": e.silent, "stalled": e.stalled, "key": e.key, "cause": e.cause, "at": e.at}
+                         for e in c.stats.watchdog],
             "messages": dict(self.s.counters),
             "reply_cache": {"replies": len(self.s.cache), "clients": self.s.cache.client_count()},
             "audit": {"written": self.s.audit.written, "suppressed": self.s.audit.suppressed,
                       "rotations": self.s.audit.rotations},
+            "liveness": {"silence_max": c.stats.liveness_silence_max},
         }
 
     def op_world(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:
@@ -194,14 +196,30 @@ class Ops:
 
     # ---------------------------------------------------------------- lease, stop, reset
     def op_lease_acquire(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:
-        check_args(req.args, frozenset(), req.op)
-        return {"token": self.s.acquire_lease(key, t_recv, req.lease), "watchdog": self.s.watchdog,
-                "lease_timeout": self.s.lease_timeout}
+        check_args(req.args, frozenset({"liveness"}), req.op)
+        liveness = get_bool(req.args, "liveness", req.op, False)
+        token, channel = self.s.acquire_lease(key, t_recv, req.lease, liveness)
+        return {"token": token, "watchdog": self.s.watchdog, "lease_timeout": self.s.lease_timeout,
+                "liveness": channel.describe() if channel is not None else None}
 
     def op_lease_release(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:
         check_args(req.args, frozenset(), req.op)
-        self.s.release_lease()
-        return {}
+        c = self.control
+
+        def release(now: float, st: DriverState) -> bool:
+            m = c.executor.motion
+            if m is not None and m.status is Status.RUNNING:
+                # a trajectory needs its holder until it ends; refusing changes nothing
+                raise WireError(Code.BUSY, f"lease_release: motion {m.id} is running and needs its controlling "
+                                           "client until it ends; wait for it (or send stop) before releasing "
+                                           "the lease; nothing was released")
+            ended = c.end_servo("the lease was released")
+            c.keeper.release()
+            return ended
+
+        ended = bool(self._call(release))
+        self.s._servo_last = None
+        return {"servo_ended": ended}
 
     def op_stop(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:
         check_args(req.args, frozenset({"reason"}), req.op)
@@ -294,9 +312,14 @@ class Ops:
             # A stream's first setpoint is judged from the commanded or the measured position,
             # whichever is nearer: a client starts from the state it reads, and an arm that
             # settled within tolerance (or lags under load) measures a few mrad off its command.
-            # A jump away from both is still refused; the tracker limits speed and acceleration.
+            # A stream that resumes after a pause is also judged from its own last setpoint, the
+            # target the arm still tracks or has settled on (nothing else moved it since: a motion,
+            # stop, reset, servo_end or new lease forgets it); the tracker may not be there yet if
+            # the server stalled. A jump away from all of them is still refused; the tracker limits
+            # speed and acceleration.
             cmd, meas = c.executor.q_cmd.copy(), np.asarray(c.q_meas, dtype=float)
-            ref = meas if np.max(np.abs(q - meas)) < np.max(np.abs(q - cmd)) else cmd
+            refs = [cmd, meas] + ([last[0]] if last is not None else [])
+            ref = min(refs, key=lambda r: float(np.max(np.abs(q - r))))
         s.safety.check_step(ref, q, dt)
         velocity = (q - ref) / dt if fresh else np.zeros(self.n)
         s._servo_last = (q, t_recv)
@@ -307,6 +330,17 @@ class Ops:
 
         c.post(apply)
         return {"seq": seq}
+
+    def op_servo_end(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:
+        check_args(req.args, frozenset(), req.op)
+        c = self.control
+
+        def end(now: float, st: DriverState) -> tuple[bool, int]:
+            return c.end_servo("servo_end from the client"), c.executor.last_servo_seq
+
+        ended, seq = self._call(end)
+        self.s._servo_last = None  # a new stream starts from where the arm is
+        return {"ended": bool(ended), "seq": int(seq)}
 
     def op_gripper(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:
         check_args(req.args, frozenset({"action", "width", "force"}), req.op)

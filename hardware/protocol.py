@@ -259,11 +259,12 @@ def get_pose(msg: Mapping[str, Any], key: str, where: str) -> np.ndarray:
 
 # ---------------------------------------------------------------- envelope
 OPS = frozenset({
-    "hello", "state", "move_joints", "move_pose", "follow", "servo", "gripper", "stop", "reset",
+    "hello", "state", "move_joints", "move_pose", "follow", "servo", "servo_end", "gripper", "stop", "reset",
     "lease_acquire", "lease_release", "heartbeat", "world", "motion", "stats",
 })
 # Operations that need the caller to hold the lease (observers may call the others).
-LEASED_OPS = frozenset({"move_joints", "move_pose", "follow", "servo", "gripper", "reset", "lease_release"})
+LEASED_OPS = frozenset({"move_joints", "move_pose", "follow", "servo", "servo_end", "gripper", "reset",
+                        "lease_release"})
 # Operations answered without a reply (fire and forget).
 NO_REPLY_OPS = frozenset({"heartbeat"})
 ENVELOPE_KEYS = frozenset({"v", "op", "id", "deadline", "lease", "args"})

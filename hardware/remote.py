@@ -146,6 +146,15 @@ class RemoteArm(Arm):
         else:
             self.conn.send_nowait("servo", args)
 
+    def end_servo(self) -> None:
+        """End the servo stream now: the arm settles on the last setpoint and the mode is idle again.
+
+        A stream also ends by itself when no setpoint arrives for the server's servo timeout
+        (docs/protocol.md §6); ending it explicitly is quicker and says so in the audit log.
+        """
+        self.conn.flush()
+        self.conn.request("servo_end")
+
     def stop(self) -> None:
         self.conn.request("stop")
 
@@ -230,12 +239,14 @@ class RemoteBackend:
 
     def __init__(self, spec: CellSpec, address: str, *, keys: str | None = None, timeout: float = 2.0,
                  observe: bool = False, latency: float = 0.0, state_drop: float = 0.0,
-                 seed: int | None = None, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:
+                 seed: int | None = None, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+                 liveness: bool = True) -> None:
         from robocell.hardware.security import load_client_keys
 
         self.spec = spec
         self.conn = Connection(address, keys=load_client_keys(keys) if keys else None, timeout=timeout,
-                               latency=latency, state_drop=state_drop, seed=seed, connect_timeout=connect_timeout)
+                               latency=latency, state_drop=state_drop, seed=seed, connect_timeout=connect_timeout,
+                               liveness=liveness)
         try:
             remote_arm = self._check_arm(spec, self.conn)
             arm = remote_arm.name
@@ -313,7 +324,7 @@ def create(spec: CellSpec, address: str, **options: Any) -> RemoteBackend:
                               f"the arm at {address} runs in real time on its server")
     if options.get("seed") is not None and "state_drop" not in options:
         raise ConfigError(f"--seed randomises a simulated cell; the objects at {address} are where they are")
-    known = {"keys", "timeout", "connect_timeout", "observe", "latency", "state_drop", "seed"}
+    known = {"keys", "timeout", "connect_timeout", "observe", "latency", "state_drop", "seed", "liveness"}
     unknown = set(options) - known
     if unknown:
         raise ConfigError(f"unknown option(s) for a remote arm: {', '.join(sorted(unknown))}; "

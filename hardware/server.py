@@ -26,7 +26,6 @@ safety envelope and the executor's speed and acceleration limiter.
 from __future__ import annotations
 
 import collections
-import secrets
 import sys
 import threading
 import time
@@ -45,8 +44,10 @@ from robocell.hardware.bounds import (
     MAX_FOLLOW_MESSAGE, MAX_PLANS, MAX_WAITING_RETRIES, QUEUE_BYTES, QUEUE_MESSAGES, RATE, RATE_BURST, RCVHWM,
     SNDHWM,
 )
-from robocell.hardware.control import ControlLoop, Lease
+from robocell.hardware.control import ControlLoop
 from robocell.hardware.driver import Driver
+from robocell.hardware.lease import Lease, LeaseKeeper
+from robocell.hardware.liveness import Heartbeat, LivenessChannel, check_deadline
 from robocell.hardware.planner import Planner
 from robocell.hardware.protocol import (
     LEASED_OPS, MAX_SOCKET_MESSAGE, NO_REPLY_OPS, OPS, Code, Request, WireError, pack, packed_reply,
@@ -76,14 +77,20 @@ class ArmServer:
                  lease_timeout: float = 1.0, servo_period: float = 0.004, keys: ServerKeys | None = None,
                  audit: str | Path | None = None, insecure: bool = False, audit_max_bytes: int | None = None,
                  audit_keep: int | None = None, rate: float = RATE,
-                 telemetry_period: float = TELEMETRY_PERIOD) -> None:
+                 telemetry_period: float = TELEMETRY_PERIOD, liveness: float = 0.05,
+                 servo_timeout: float = 0.2) -> None:
         arm_spec = next((a for a in spec.arms if a.name == arm), None)
         if arm_spec is None:
             raise ConfigError(f"the cell has no arm '{arm}'; its arms are: {', '.join(a.name for a in spec.arms)}")
         if not (1.0 <= state_rate <= 1000.0):
             raise ConfigError(f"state rate {state_rate} Hz is outside [1, 1000] Hz")
         if not (0.005 <= watchdog <= 5.0):
-            raise ConfigError(f"watchdog {watchdog} s is outside [0.005, 5] s")
+            raise ConfigError(f"watchdog (robocell serve --watchdog) {watchdog} s is outside [0.005, 5] s")
+        check_deadline(liveness, "liveness deadline (robocell serve --liveness)")
+        if not (0.01 <= servo_timeout <= 10.0):
+            raise ConfigError(f"servo timeout (robocell serve --servo-timeout) {servo_timeout} s is outside "
+                              "[0.01, 10] s; it is how long a servo stream may go without a setpoint before it "
+                              "ends (default 0.2)")
         if not (0.05 <= telemetry_period <= 60.0):
             raise ConfigError(f"telemetry period {telemetry_period} s is outside [0.05, 60] s")
         if not (100.0 <= rate <= 1e7):
@@ -114,8 +121,10 @@ class ArmServer:
             audit_opts["keep"] = audit_keep
         self.audit = AuditLog(audit, **audit_opts)
         self.counters: collections.Counter[str] = collections.Counter({k: 0 for k in COUNTERS})
+        self.liveness = liveness
+        self.servo_timeout = servo_timeout
+        self.heartbeat = Heartbeat.for_deadline(liveness)
         self.lease = Lease()
-        self._lease_lock = threading.Lock()
         self.ctx = zmq.Context()
         self._auth: Any = None
         self.router = self._socket(zmq.ROUTER, "commands")
@@ -133,8 +142,11 @@ class ArmServer:
         # handshake failures the ZAP handler never sees (a NULL client at a CURVE server)
         self._monitors = [s.get_monitor_socket(sum(_HANDSHAKE_EVENTS)) for s in (self.router, self.pub)] \
             if keys is not None else []
+        self.leases = LeaseKeeper(self.lease, lease_timeout, self._event, self._liveness_channel,
+                                  self.heartbeat.deadline, self.heartbeat.interval)
         self.control = ControlLoop(driver, self.kin, self.safety, self.base, self.pub.send, state_rate, watchdog,
-                                   self.lease, self._event, lease_timeout, telemetry_period)
+                                   self.lease, self._event, lease_timeout, telemetry_period, servo_timeout=servo_timeout,
+                                   keeper=self.leases)
         self._results: collections.deque[tuple[tuple[str, int], bytes, dict[str, Any]]] = collections.deque()
         self._wake = f"inproc://robocell-wake-{id(self)}"
         self._wake_pull = self.ctx.socket(zmq.PULL)
@@ -255,6 +267,7 @@ class ArmServer:
             self._thread.join(timeout=2.0)
         self.telemetry.close()
         self.control.close()
+        self.leases.close()
         try:
             self.driver.stop()
         finally:
@@ -580,35 +593,24 @@ class ArmServer:
 
     # ---------------------------------------------------------------- lease
     def _check_lease(self, req: Request, key: str) -> None:
-        lease = self.lease
-        if lease.token is None:
-            raise WireError(Code.NO_LEASE, f"{req.op} needs the control lease; send lease_acquire first")
-        if req.lease != lease.token or key != lease.key:
-            if req.lease is None:
-                raise WireError(Code.NO_LEASE, f"{req.op} needs the control lease token in field 'lease'")
-            raise WireError(Code.LEASE_HELD, f"{req.op}: the control lease is held by another client "
-                                             f"({lease.key}); observers may only read state and stop")
+        self.leases.check(req.op, req.lease, key)
 
-    def acquire_lease(self, key: str, t_recv: float, presented: str | None) -> str:
-        with self._lease_lock:
-            lease = self.lease
-            silent = t_recv - lease.last_heard
-            mine = presented is not None and presented == lease.token and key == lease.key
-            if lease.token is not None and silent <= self.lease_timeout and not mine:
-                raise WireError(Code.LEASE_HELD, f"the control lease is held by {lease.key} (heard from "
-                                                 f"{silent * 1000:.0f} ms ago; it expires after "
-                                                 f"{self.lease_timeout:.2f} s of silence)")
-            # last_heard first: the control thread expires a lease whose token it sees with an old time
-            lease.last_heard = t_recv
-            lease.key = key
-            lease.token = secrets.token_hex(16)
-            self._servo_last = None
-            return lease.token
+    def acquire_lease(self, key: str, t_recv: float, presented: str | None,
+                      liveness: bool = False) -> tuple[str, LivenessChannel | None]:
+        why = self.leases.held_by_other(key, t_recv, presented)
+        if why is not None:
+            raise WireError(Code.LEASE_HELD, why)  # refused here, before the control thread binds anything
+        # on the control thread: the lease never changes in the middle of a tick's watchdog check
+        token, channel = self.control.run(lambda now, st: self.leases.acquire(key, t_recv, presented, liveness),
+                                          ops.CALL_TIMEOUT)
+        self._servo_last = None
+        return token, channel
 
-    def release_lease(self) -> None:
-        with self._lease_lock:
-            self.lease.token = None
-            self.lease.key = None
+    def _liveness_channel(self) -> LivenessChannel | None:
+        """A new lease's liveness connection (control thread); none for ipc:// and inproc:// servers."""
+        if not self.endpoint.startswith("tcp://"):
+            return None
+        return LivenessChannel(self._socket, self.endpoint, self.heartbeat, secure=self.keys is not None)
 
     def _event(self, kind: str, text: str) -> None:
         self.audit.record("server", kind, 0, kind not in ("stop", "fault"), kind.upper(), text)

@@ -67,8 +67,18 @@ def serve(
     bind: Annotated[str, typer.Option(help="Command endpoint (the state stream uses port + 1).")] = "tcp://127.0.0.1:5555",
     state_bind: Annotated[Optional[str], typer.Option(help="State endpoint (default: command port + 1).")] = None,
     state_rate: Annotated[float, typer.Option(help="State messages per second (1-1000).")] = 250.0,
-    watchdog: Annotated[float, typer.Option(help="Stop when the controlling client is silent this long (s).")] = 0.05,
-    lease_timeout: Annotated[float, typer.Option(help="A silent controlling client loses the lease after this (s).")] = 1.0,
+    watchdog: Annotated[float, typer.Option(help=(
+        "Clients that keep the lease with application messages (no liveness connection): stop the arm when the "
+        "controlling client sends nothing for this long while a motion or servo stream runs (s, 0.005-5)."))] = 0.05,
+    liveness: Annotated[float, typer.Option(help=(
+        "Clients with a liveness connection: stop the arm when that connection closes, or nothing (no ZeroMQ "
+        "heartbeat, no command) arrives from the client for this long, while a motion or servo stream runs "
+        "(s, 0.01-5)."))] = 0.05,
+    servo_timeout: Annotated[float, typer.Option(help=(
+        "A servo stream with no new setpoint for this long (or twice its dt, if longer) ends: the arm settles on "
+        "the last setpoint and the mode is idle again, with no fault (s, 0.01-10)."))] = 0.2,
+    lease_timeout: Annotated[float, typer.Option(help=(
+        "A controlling client without a liveness connection that is silent this long loses the lease (s)."))] = 1.0,
     keys: Annotated[Optional[Path], typer.Option(help="Keys folder from `robocell keys generate` (CURVE on).")] = None,
     audit: Annotated[Optional[Path], typer.Option(help="Append-only audit log (JSON lines).")] = None,
     audit_max_bytes: Annotated[int, typer.Option(help="Rotate the audit log at this size (bytes).")] = 16 * 1024 * 1024,
@@ -80,6 +90,7 @@ def serve(
     """Serve one arm of a cell over ZeroMQ, with a driver (the simulator or a real arm)."""
     from robocell.cellfile import load_cell_spec
     from robocell.hardware.driver import create_driver
+    from robocell.hardware.liveness import check_deadline
     from robocell.hardware.security import check_bind, check_free, load_server_keys
     from robocell.hardware.server import ArmServer
     from robocell.hardware.spawn import ready_line
@@ -99,6 +110,7 @@ def serve(
     if not 0 <= audit_keep <= 1000:
         raise ConfigError(f"--audit-keep {audit_keep} is outside [0, 1000]; give how many rotated files to keep")
     check_free(bind, state_bind)
+    check_deadline(liveness, "--liveness")  # deadlines too: before the driver connects to anything
     # the control thread must get the GIL back within a fraction of its 1 ms period
     sys.setswitchinterval(0.0002)
     _return_large_buffers()
@@ -106,7 +118,8 @@ def serve(
     try:
         server = ArmServer(spec, name, drv, bind=bind, state_bind=state_bind, state_rate=state_rate,
                            watchdog=watchdog, lease_timeout=lease_timeout, keys=server_keys, audit=audit, insecure=insecure,
-                           audit_max_bytes=audit_max_bytes, audit_keep=audit_keep, rate=rate)
+                           audit_max_bytes=audit_max_bytes, audit_keep=audit_keep, rate=rate, liveness=liveness,
+                           servo_timeout=servo_timeout)
     except BaseException:
         drv.close()
         raise

@@ -33,7 +33,7 @@ STATE_RATE = 500.0
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServerProcess]:
     # watchdog 0.5 s: a loaded CI host must not trip it while the test client moves the arm
-    with ServerProcess(TABLETOP, "--state-rate", str(STATE_RATE), "--watchdog", "0.5") as srv:
+    with ServerProcess(TABLETOP, "--state-rate", str(STATE_RATE), "--watchdog", "0.5", "--liveness", "0.5") as srv:
         yield srv
 
 

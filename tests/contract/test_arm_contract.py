@@ -78,7 +78,7 @@ def remote_servers() -> Iterator[Callable[[object], ServerProcess]]:
 
     def get(path: object) -> ServerProcess:
         if str(path) not in servers:
-            servers[str(path)] = ServerProcess(str(path), "--watchdog", "0.5").start()
+            servers[str(path)] = ServerProcess(str(path), "--watchdog", "0.5", "--liveness", "0.5").start()
         return servers[str(path)]
 
     yield get

@@ -13,7 +13,7 @@ from robocell.hardware.spawn import ServerProcess
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One sim-driver server for a test module (0.5 s watchdog, audit log on).
+    """One sim-driver server for a test module (0.5 s watchdog and liveness deadlines, audit log on).
 
     The raw protocol clients of these tests send no heartbeats: a reply slower than the
     watchdog (a loaded host) would stop a motion they are checking something else about.
@@ -23,7 +23,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """
     audit = tmp_path_factory.mktemp("audit") / "audit.jsonl"
     with ServerProcess(TABLETOP, "--audit", str(audit), "--lease-timeout", "0.3", "--watchdog", "0.5",
-                       "--rate", "1e6") as srv:
+                       "--rate", "1e6", "--liveness", "0.5") as srv:
         srv.audit = audit  # type: ignore[attr-defined]
         yield srv
 

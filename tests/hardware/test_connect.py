@@ -43,7 +43,8 @@ def test_run_started_before_the_server_waits_for_it_and_succeeds() -> None:
     client = subprocess.Popen(robocell("run", str(PROGRAM), "--cell", str(TABLETOP), "--backend", address),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    server = ServerProcess(TABLETOP, "--watchdog", "0.5", bind=address, state_bind=f"tcp://127.0.0.1:{state_port}")
+    server = ServerProcess(TABLETOP, "--watchdog", "0.5", "--liveness", "0.5", bind=address,
+                           state_bind=f"tcp://127.0.0.1:{state_port}")
     try:
         listener.settimeout(120.0)
         conn, _ = listener.accept()  # the client is connecting

@@ -1,4 +1,8 @@
-"""Dead clients and dead servers: the arm stops and latches; the client raises, reconnects, never resends."""
+"""Dead clients and dead servers: the arm stops and latches; the client raises, reconnects, never resends.
+
+The killed clients here keep their lease with application heartbeats (the server's ``--watchdog``);
+clients on a liveness connection are tested in test_chaos_liveness.py.
+"""
 
 from __future__ import annotations
 
@@ -56,7 +60,7 @@ def test_sigkilled_client_mid_motion_stops_and_latches(server: ServerProcess, ki
                     observer.next_state()
             observer.release()
         victim = subprocess.Popen(
-            [sys.executable, "-m", "tests.hardware.victim", str(TABLETOP), server.endpoint, kind],
+            [sys.executable, "-m", "tests.hardware.victim", str(TABLETOP), server.endpoint, kind, "heartbeat"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
         )
         try:
@@ -97,9 +101,13 @@ def _free_port() -> int:
 
 def test_killed_server_gives_connection_lost_then_reconnect_without_moving() -> None:
     bind, state = f"tcp://127.0.0.1:{_free_port()}", f"tcp://127.0.0.1:{_free_port()}"
-    srv = ServerProcess(TABLETOP, "--watchdog", "0.5", bind=bind, state_bind=state).start()
+    srv = ServerProcess(TABLETOP, "--watchdog", "0.5", "--liveness", "0.5", bind=bind, state_bind=state).start()
     timeout = 0.5
-    cell = Cell.load(TABLETOP, bind, timeout=timeout)
+    try:
+        cell = Cell.load(TABLETOP, bind, timeout=timeout)
+    except BaseException:
+        srv.kill()  # it holds fixed ports: never leave it running
+        raise
     try:
         arm = cell.arm()
         q = arm.state().q.copy()
@@ -108,12 +116,12 @@ def test_killed_server_gives_connection_lost_then_reconnect_without_moving() -> 
         assert not handle.done()
         srv.kill()
         t0 = time.monotonic()
-        with pytest.raises(ConnectionLost, match="deadline|stale|stopped advancing"):
+        with pytest.raises(ConnectionLost, match="deadline|stale|stopped advancing|liveness connection"):
             handle.wait()
         assert time.monotonic() - t0 <= 2 * timeout + 0.2  # within the deadline (stale state, then no reply)
         with pytest.raises(ConnectionLost):
             arm.move_joints(q)  # server still down: raises, and the command is dropped, not queued
-        srv = ServerProcess(TABLETOP, "--watchdog", "0.5", bind=bind, state_bind=state).start()
+        srv = ServerProcess(TABLETOP, "--watchdog", "0.5", "--liveness", "0.5", bind=bind, state_bind=state).start()
         s0 = arm.state()  # reconnects: hello, fresh state, lease re-taken
         assert s0.mode.value == "idle"
         assert cell.backend.conn.lease is not None  # type: ignore[attr-defined]

@@ -23,7 +23,7 @@ PROGRAM = ROOT / "examples" / "programs" / "pick_place_red.yaml"
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServerProcess]:
     # watchdog 0.5 s: a killed client trips it all the same, and a loaded host does not (issue #12)
-    with ServerProcess(TABLETOP, "--watchdog", "0.5", "--lease-timeout", "0.3") as srv:
+    with ServerProcess(TABLETOP, "--watchdog", "0.5", "--liveness", "0.5", "--lease-timeout", "0.3") as srv:
         yield srv
 
 

@@ -31,7 +31,8 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def secure(keys: Path, tmp_path_factory: pytest.TempPathFactory) -> ServerProcess:
     audit = tmp_path_factory.mktemp("audit") / "audit.jsonl"
     # watchdog 0.5 s: these tests are about keys; a loaded host must not starve the heartbeats into a stop
-    with ServerProcess(TABLETOP, "--keys", str(keys), "--audit", str(audit), "--watchdog", "0.5") as srv:
+    with ServerProcess(TABLETOP, "--keys", str(keys), "--audit", str(audit), "--watchdog", "0.5",
+                       "--liveness", "0.5") as srv:
         srv.audit = audit  # type: ignore[attr-defined]
         yield srv
 

@@ -303,7 +303,7 @@ def test_a_stalled_server_resumes_its_trajectory_within_the_speed_limit() -> Non
     # The freeze makes the stall certain; its 30 ms length is the stall, not a wait for anything.
     from robocell.cell import Cell
 
-    with ServerProcess(TABLETOP, "--watchdog", "0.5") as srv, Cell.load(TABLETOP, srv.endpoint) as cell:
+    with ServerProcess(TABLETOP, "--watchdog", "0.5", "--liveness", "0.5") as srv, Cell.load(TABLETOP, srv.endpoint) as cell:
         assert srv.proc is not None
         arm = cell.arm()
         vmax = float(arm.safety.max_speed[0])
