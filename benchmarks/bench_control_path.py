@@ -241,10 +241,15 @@ def measure(alt: Alt, a: argparse.Namespace, tmp: Path) -> Run:
         if command is not None:
             info["command_result"] = command.stop()
         res = owner.stop()
+    except BenchError:
+        for x in roles:  # the failing role's log is in the message; the others may say why
+            print(f"--- log of role '{x.name}' (exit code {x.proc.poll()}):\n{x.tail()}", file=sys.stderr)
+        raise
     finally:
         for x in roles:
             x.kill()
     info["client"] = {k: v for k, v in client.items() if k not in ("sends", "warmup")}
+    info["client"]["send_gap_max"] = float(np.max(np.diff(client["sends"][int(client["warmup"][0]):])))
     info["result"] = {k: v for k, v in res.items() if k not in ("ticks", "applied", "arrivals")}
     warmup = int(client["warmup"][0])
     if alt.kind == "floor":
@@ -284,6 +289,7 @@ def summarise(runs: list[Run]) -> dict[str, Any]:
             "trip_max": max([s for r in runs for s in r.trip_silences_ms], default=0.0),
             "rejected": sum(r.rejected for r in runs), "sched": runs[0].sched,
             "dropped": sum(int(r.info["client"]["dropped"]) for r in runs),
+            "gap": max(r.info["client"]["send_gap_max"] for r in runs),
             "first_error": next((r.first_error for r in runs if r.first_error), "")}
 
 
@@ -292,9 +298,9 @@ def table(condition: str, results: dict[str, list[Run]]) -> list[str]:
     base = s.get("A")
     rows = [f"**{condition}**", "",
             "| alternative | scheduling | tick interval p50 / p99 / p99.9 / max (ms) | work per tick p50 / p99 / p99.9 (ms) | late ticks (> 2 ms) | "
-            "setpoints applied at the next tick | send → applied p50 / p99 / max (ms) | false watchdog stops | "
+            "setpoints applied at the next tick | send → applied p50 / p99 / max (ms) | false watchdog stops | client's longest send gap (ms) | "
             "× A: p99.9 / max / late / missed |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for alt in ALTERNATIVES:
         if alt.key not in s or alt.kind == "floor":
             continue
@@ -309,7 +315,7 @@ def table(condition: str, results: dict[str, list[Run]]) -> list[str]:
             f"{x['p999'] * 1e3:.3f} / {x['max'] * 1e3:.1f} | {x['busy50'] * 1e3:.3f} / {x['busy99'] * 1e3:.3f} / "
             f"{x['busy999'] * 1e3:.3f} | {x['late']}/{x['ticks']} | "
             f"**{100 * x['on'] / x['n']:.2f} %** ({missed} missed{never}) | "
-            f"{x['lat50'] * 1e3:.2f} / {x['lat99'] * 1e3:.2f} / {x['latmax'] * 1e3:.1f} | {trips} | {vs} |")
+            f"{x['lat50'] * 1e3:.2f} / {x['lat99'] * 1e3:.2f} / {x['latmax'] * 1e3:.1f} | {trips} | {x['gap'] * 1e3:.1f} | {vs} |")
     if "T" in s:
         x = s["T"]
         rows += ["", f"Transport floor (T: {ALTERNATIVES[-1].label}; {x['sched']}): one-way delay client → "

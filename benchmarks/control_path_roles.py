@@ -33,6 +33,7 @@ import select
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -420,7 +421,10 @@ class Commands:
             events = dict(poller.poll(5))
             now = time.monotonic()
             if self.heartbeat is not None and now >= next_hb:
-                self.heartbeat.send(b"", zmq.NOBLOCK)
+                try:
+                    self.heartbeat.send(b"", zmq.NOBLOCK)
+                except zmq.Again:
+                    self.counts["heartbeats_dropped"] += 1  # the control process is not reading them
                 next_hb = now + HEARTBEAT
             if self.wake in events:
                 while self.wake.getsockopt(zmq.EVENTS) & zmq.POLLIN:
@@ -492,9 +496,20 @@ class Commands:
 
 def start_threads(targets: list[tuple[str, Callable[[threading.Event], None]]],
                   running: threading.Event) -> list[threading.Thread]:
+    """Start each target in its thread; one that raises ends the whole process with code 3."""
+    def guarded(name: str, fn: Callable[[threading.Event], None]) -> Callable[[threading.Event], None]:
+        def run(ev: threading.Event) -> None:
+            try:
+                fn(ev)
+            except BaseException:  # noqa: BLE001 - a dead thread would skew the figures: fail loudly
+                traceback.print_exc()
+                print(f"thread {name} failed; the measurement is void", file=sys.stderr, flush=True)
+                os._exit(3)
+        return run
+
     out = []
     for name, fn in targets:
-        th = threading.Thread(target=fn, args=(running,), name=name, daemon=True)
+        th = threading.Thread(target=guarded(name, fn), args=(running,), name=name, daemon=True)
         th.start()
         out.append(th)
     return out
