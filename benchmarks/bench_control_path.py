@@ -20,8 +20,12 @@ setpoints applied at their next tick (the first tick starting at least ``--allow
 client sent it applies it or a newer one), send-to-applied latency, and the watchdog stops main's
 rule would have commanded although the client kept streaming. Ratios are against A in the same run.
 
-Run: .venv/bin/python benchmarks/bench_control_path.py [--load] [--seconds 12] [--only A,B,C]
+Run: .venv/bin/python benchmarks/bench_control_path.py [--load] [--seconds 12] [--rounds 1] [--only A,B,C]
+                                                       [--client-sched fifo]
 ``--load`` measures quietly first, then again beside two CPU-bound ``while True: pass`` processes.
+``--rounds N`` interleaves N measurements of every alternative (they see the same machine load).
+``--client-sched fifo`` runs the servo client at SCHED_FIFO 70, so that a client descheduled by
+the host does not count against the server.
 """
 
 from __future__ import annotations
@@ -235,7 +239,8 @@ def measure(alt: Alt, a: argparse.Namespace, tmp: Path) -> Run:
         load = role("load", "--commands", cmd_ep, "--state", state_ep, "--q0", q0, "--rate", str(a.request_rate))
         load.ready()
         n = int(a.seconds * 1000)
-        servo = role("servo", "--endpoint", servo_ep, "--q0", q0, "--n", str(n), "--warmup", "1000")
+        servo = role("servo", "--endpoint", servo_ep, "--q0", q0, "--n", str(n), "--warmup", "1000",
+                     "--sched", a.client_sched)
         client = servo.finish(timeout=a.seconds + 120.0)
         info["load"] = load.stop()
         if command is not None:
@@ -391,6 +396,8 @@ def main() -> None:
     ap.add_argument("--allowance", type=float, default=0.0002,
                     help="s a setpoint may be in flight and still count for the next tick (default 0.2 ms)")
     ap.add_argument("--request-rate", type=float, default=2000.0, help="load client requests/s")
+    ap.add_argument("--client-sched", default="normal", choices=["normal", "fifo"],
+                    help="the servo client's scheduling: fifo (priority 70) takes the client out of the figures")
     a = ap.parse_args()
     known = {x.key for x in ALTERNATIVES}
     chosen = [k for k in a.only.split(",") if k] or [x.key for x in ALTERNATIVES]
@@ -413,7 +420,8 @@ def main() -> None:
     conditions = ([] if a.no_quiet else ["quiet"]) + (["loaded"] if a.load else [])
     print(*host(), sep="\n", flush=True)
     print(f"{a.seconds:.0f} s of 1 kHz servo per measurement, {a.rounds} round(s), allowance "
-          f"{a.allowance * 1e3:.2f} ms, {a.request_rate:.0f} requests/s of load", flush=True)
+          f"{a.allowance * 1e3:.2f} ms, {a.request_rate:.0f} requests/s of load, servo client "
+          f"{'SCHED_FIFO 70' if a.client_sched == 'fifo' else 'at normal priority'}", flush=True)
     out: list[str] = []
     for cond in conditions:
         busy: list[subprocess.Popen[bytes]] = []

@@ -52,7 +52,8 @@ CYCLES_PER_REQUEST = 20  # reference cycles left behind per request (futures, ca
 REPLY_CACHE = 4096  # replies kept, as the server's exactly-once cache
 PLAN_QUEUE = 64  # follow checks waiting for the planner at most
 HEARTBEAT = 0.01  # s between command-process heartbeats to the control process
-RT_PRIORITY = 80  # SCHED_FIFO priority of the control loop (1..99; kernel threads sit at 50)
+RT_PRIORITY = 80  # SCHED_FIFO priority of the control loop (1..99; threaded IRQ handlers sit at 50)
+CLIENT_RT_PRIORITY = 70  # the servo client's, with --client-sched fifo: below the loop it feeds
 AMP = 0.3  # rad: the servo stream's sway of joint 1 (0.5 Hz, < 0.5 rad/s)
 TOKEN = "bench-lease-token"
 MAX_SERVO_MESSAGE = 64 * 1024  # bytes: a servo setpoint is ~150 B
@@ -93,11 +94,11 @@ def endpoint(s: zmq.Socket[bytes]) -> str:
     return s.getsockopt_string(zmq.LAST_ENDPOINT)
 
 
-def apply_sched(kind: str) -> str:
+def apply_sched(kind: str, priority: int = RT_PRIORITY) -> str:
     """Raise the calling thread's priority; threads it starts later inherit it (Linux)."""
     try:
         if kind == "fifo":
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(RT_PRIORITY))
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
         elif kind == "nice":
             os.setpriority(os.PRIO_PROCESS, 0, -20)  # on Linux: this thread, inherited by new ones
         elif kind != "normal":
@@ -745,6 +746,7 @@ def role_servo(a: argparse.Namespace) -> None:
     from robocell.hardware.drivers.sim import Pacer
     from robocell.hardware.protocol import VERSION, pack, unpack
 
+    granted = apply_sched(a.sched, CLIENT_RT_PRIORITY)  # before the Context: its I/O thread inherits it
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     s = socket(ctx, zmq.DEALER)
     s.connect(a.endpoint)
@@ -769,7 +771,7 @@ def role_servo(a: argparse.Namespace) -> None:
             rep = unpack(s.recv())
             if rep.get("code") != "OK":
                 errors[str(rep.get("msg"))[:120]] += 1
-    write(a.out, {"dropped": dropped, "errors": dict(errors), "pacer_overruns": pacer.overruns,
+    write(a.out, {"dropped": dropped, "errors": dict(errors), "pacer_overruns": pacer.overruns, "sched": granted,
                   "cpu_s": time.process_time()},
           {"sends": sends, "warmup": np.asarray([a.warmup])})
     ctx.destroy(linger=0)
@@ -853,6 +855,7 @@ def main() -> None:
     r.add_argument("--q0", required=True)
     r.add_argument("--n", type=int, required=True)
     r.add_argument("--warmup", type=int, default=1000)
+    r.add_argument("--sched", default="normal", choices=["normal", "fifo", "nice"])
     r.add_argument("--out", required=True)
     r = sub.add_parser("load")
     r.add_argument("--commands", required=True)
