@@ -31,10 +31,12 @@ the host does not count against the server.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import resource
 import select
+import signal
 import subprocess
 import sys
 import tempfile
@@ -50,6 +52,11 @@ ROLES = Path(__file__).resolve().parent / "control_path_roles.py"
 PERIOD = 0.001  # s: the sim driver's control period
 START_TIMEOUT = 240.0  # s: imports, URDF and PyBullet set-up on a loaded 2-core machine
 STOP_TIMEOUT = 60.0
+
+
+def die_with_parent() -> None:
+    """In a child, before exec: the kernel SIGKILLs it when the benchmark dies, however it dies."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
 
 
 class BenchError(RuntimeError):
@@ -87,7 +94,7 @@ class Role:
         self._log: IO[bytes] = open(self.log_path, "wb")
         self.proc = subprocess.Popen([sys.executable, str(ROLES), name, *args, "--out", self.out],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, cwd=ROOT,
-                                     bufsize=0)
+                                     bufsize=0, preexec_fn=die_with_parent)
         self._buf = b""
 
     def tail(self) -> str:
@@ -399,6 +406,8 @@ def main() -> None:
     ap.add_argument("--client-sched", default="normal", choices=["normal", "fifo"],
                     help="the servo client's scheduling: fifo (priority 70) takes the client out of the figures")
     a = ap.parse_args()
+    # SIGTERM runs the clean-up below (the busy loops and the roles are killed) like Ctrl-C does
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     known = {x.key for x in ALTERNATIVES}
     chosen = [k for k in a.only.split(",") if k] or [x.key for x in ALTERNATIVES]
     bad = [k for k in chosen if k not in known]
@@ -428,7 +437,8 @@ def main() -> None:
         results: dict[str, list[Run]] = {}
         try:
             if cond == "loaded":
-                busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+                busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"], preexec_fn=die_with_parent)
+                        for _ in range(2)]
             la0 = os.getloadavg()
             for rnd in range(a.rounds):
                 for alt in alts:

@@ -544,12 +544,13 @@ def role_server(a: argparse.Namespace) -> None:
         from robocell.errors import RobocellError
         from robocell.hardware.protocol import WireError
 
+        if req.lease == TOKEN:
+            loop.last_heard = t_recv  # as ArmServer._handle: any message of the holder, before the checks
         try:
             seq, q, v, dt = check.check(req, t_recv, loop.executor.q_cmd.copy(), loop.q_meas)
         except (WireError, RobocellError) as exc:
             check.reject(exc)
             raise
-        loop.last_heard = t_recv
         inbox.append((seq, q, v, dt, t_recv))  # ControlLoop.post: run at the start of the next tick
         return seq
 
@@ -618,12 +619,14 @@ def role_control(a: argparse.Namespace) -> None:
                 break
             frames = servo.recv_multipart()
             try:
-                seq, q, v, dt = check.check(parse_request(unpack(frames[-1])), now, ex.q_cmd.copy(), loop.q_meas)
+                req = parse_request(unpack(frames[-1]))
+                if req.lease == TOKEN:
+                    loop.last_heard = now  # any message of the holder, before the checks (as main)
+                seq, q, v, dt = check.check(req, now, ex.q_cmd.copy(), loop.q_meas)
             except (WireError, RobocellError) as exc:
                 check.reject(exc)
                 continue
             ex.servo(seq, q, v, dt, now)
-            loop.last_heard = now
         while hb.getsockopt(zmq.EVENTS) & zmq.POLLIN:
             hb.recv()
             if command_heard[0]:
