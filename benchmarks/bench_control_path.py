@@ -14,14 +14,16 @@ A Python client streams servo setpoints at 1 kHz.
   C       B at SCHED_FIFO 80 (its ZeroMQ I/O thread inherits the policy)
   D       C with the collector off in the loop process (gc.freeze at start, then gc.disable)
   E       B at nice -20 (what is left where SCHED_FIFO is refused)
+  T       no loop: C's sockets with a receiver blocked in poll (the client's and ZeroMQ's share)
 
 Figures per alternative: tick interval p50/p99/p99.9/max, late ticks (> 2 periods), the share of
 setpoints applied at their next tick (the first tick starting at least ``--allowance`` after the
 client sent it applies it or a newer one), send-to-applied latency, and the watchdog stops main's
 rule would have commanded although the client kept streaming. Ratios are against A in the same run.
 
-Run: .venv/bin/python benchmarks/bench_control_path.py [--load] [--seconds 12] [--rounds 1] [--only A,B,C]
-                                                       [--client-sched fifo]
+Linux only (it reads /proc and sets scheduling policies). Run:
+  .venv/bin/python benchmarks/bench_control_path.py [--load] [--seconds 12] [--rounds 1] [--only A,B,C]
+                                                      [--client-sched fifo]
 ``--load`` measures quietly first, then again beside two CPU-bound ``while True: pass`` processes.
 ``--rounds N`` interleaves N measurements of every alternative (they see the same machine load).
 ``--client-sched fifo`` runs the servo client at SCHED_FIFO 70, so that a client descheduled by
