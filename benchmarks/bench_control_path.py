@@ -10,6 +10,7 @@ A Python client streams servo setpoints at 1 kHz.
 
   A       the loop is a thread of the command process (main's design: switch interval 0.2 ms, gc.freeze)
   A-fifo  A with the loop thread at SCHED_FIFO 80 (priority without isolation)
+  A-chrt  A with the whole process at SCHED_FIFO 80, as ``chrt --fifo 80 robocell serve``
   B       the loop in its own process, reading its own servo socket at the start of every tick
   C       B at SCHED_FIFO 80 (its ZeroMQ I/O thread inherits the policy)
   D       C with the collector off in the loop process (gc.freeze at start, then gc.disable)
@@ -70,13 +71,14 @@ class Alt:
     key: str
     label: str
     kind: str  # thread: role server; process: roles control + command; floor: roles sink + command
-    sched: str  # normal | fifo | nice
+    sched: str  # normal | fifo | nice | fifo-all (role server: every thread)
     nogc: bool = False
 
 
 ALTERNATIVES = (
     Alt("A", "thread beside command + planner threads (main)", "thread", "normal"),
     Alt("A-fifo", "A, loop thread SCHED_FIFO 80", "thread", "fifo"),
+    Alt("A-chrt", "A, whole process SCHED_FIFO 80 (chrt --fifo 80)", "thread", "fifo-all"),
     Alt("B", "own process, own servo socket", "process", "normal"),
     Alt("C", "B + SCHED_FIFO 80", "process", "fifo"),
     Alt("D", "C + gc.disable in the loop process", "process", "fifo", nogc=True),

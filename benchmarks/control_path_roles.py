@@ -1,7 +1,7 @@
 """The processes of ``benchmarks/bench_control_path.py`` (issue 12): one role per process.
 
-  server   alternative A: the 1 kHz control loop as a thread beside a command thread and a
-           planner thread (the shape of ``robocell serve`` on main)
+  server   alternatives A, A-fifo, A-chrt: the 1 kHz control loop as a thread beside a command
+           thread and a planner thread (the shape of ``robocell serve`` on main)
   control  alternatives B-E: the control loop alone in its process; it reads its own servo
            socket at the start of every tick and publishes the state stream
   sink     the transport floor: B-E's sockets, a receiver blocked in poll instead of the loop
@@ -526,6 +526,9 @@ def role_server(a: argparse.Namespace) -> None:
     from robocell.hardware.drivers.sim import SimDriver
     from robocell.kinematics_setup import arm_parts
 
+    # fifo-all: the whole process real-time from the start, as `chrt --fifo 80 robocell serve`
+    # (every thread inherits it); fifo: the control thread alone
+    whole = apply_sched("fifo") if a.sched == "fifo-all" else None
     sys.setswitchinterval(0.0002)  # as robocell serve: the loop gets the GIL back within 0.2 ms
     p = parts()
     driver = SimDriver(p.spec, p.arm, seed=0)
@@ -568,7 +571,7 @@ def role_server(a: argparse.Namespace) -> None:
     granted: list[str] = []
 
     def control(ev: threading.Event) -> None:
-        granted.append(apply_sched(a.sched))  # this thread only
+        granted.append(whole if whole is not None else apply_sched(a.sched))  # this thread only
         loop.run(take, lambda n: ev.is_set())
 
     ths = start_threads([("robocell-control", control), ("robocell-commands", commands.run),
@@ -839,7 +842,8 @@ def main() -> None:
     sub = ap.add_subparsers(dest="role", required=True)
     for name in ("server", "control"):
         r = sub.add_parser(name)
-        r.add_argument("--sched", default="normal", choices=["normal", "fifo", "nice"])
+        r.add_argument("--sched", default="normal",
+                       choices=["normal", "fifo", "nice", *(["fifo-all"] if name == "server" else [])])
         r.add_argument("--max-ticks", type=int, default=400_000)
         r.add_argument("--out", required=True)
         if name == "control":
