@@ -340,7 +340,7 @@ class ControlLoop:
         quiet = now - ex.servo_arrived
         if quiet > limit:
             ex.end_servo()
-            self.on_event("servo", f"servo stream ended: no setpoint for {quiet * 1000:.0f} ms (setpoint deadline "
+            self.on_event("servo_timeout", f"servo stream ended: no setpoint for {quiet * 1000:.0f} ms (setpoint deadline "
                                    f"{limit * 1000:.0f} ms); the arm settles on setpoint {ex.last_servo_seq} and holds")
 
     def end_servo(self, why: str) -> bool:

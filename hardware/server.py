@@ -187,7 +187,7 @@ class ArmServer:
                 f"{self.safety.upper[i]:.4f}] rad exceed the hardware's [{info.lower[i]:.4f}, {info.upper[i]:.4f}] rad; "
                 "tighten them in the cell file's safety section")
 
-    def _socket(self, kind: int, domain: str) -> zmq.Socket[bytes]:
+    def _socket(self, kind: int, domain: str = "liveness") -> zmq.Socket[bytes]:
         s = self.ctx.socket(kind)
         s.setsockopt(zmq.LINGER, 0)
         if self.keys is not None:
@@ -343,6 +343,7 @@ class ArmServer:
             if not self.router.getsockopt(zmq.EVENTS) & zmq.POLLIN:
                 return
             item = self._read()
+            self.traffic.heard(item[1], self._queued)
             if _looks_like_stop(item[2], item[3]) or _looks_like_heartbeat(item[2], item[3]):
                 # stops, and heartbeats (the watchdog's clock), never wait behind other requests
                 self._stops.append(item)
@@ -354,7 +355,6 @@ class ArmServer:
                 self._handle_safely(*item, overflow=True)
                 continue
             queue.append(item)
-            self.traffic.heard(item[1], self._queued)
             self._queued += 1
             self._queued_bytes += len(item[2]) if item[2] is not None else 0
 

@@ -22,7 +22,7 @@ from robocell.hardware.telemetry import MARKER, MAX_SAMPLES, PEERS_CAP, TickWind
 from tests.conftest import ROOT, TABLETOP
 
 STATE_FIELDS = {"v", "seq", "t", "wall", "tick", "q", "qd", "q_cmd", "tcp", "mode", "faults", "lease", "motion",
-                "servo_seq", "gripper"}
+                "servo_seq", "gripper", "fault_counts"}
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +137,13 @@ def test_lease_margin_connections_and_counters(server: ServerProcess) -> None:
             assert tel["lease"] == conn.info["key"] == "anonymous"
             assert tel["lease_silent"] is not None and tel["lease_silent"] >= 0
             assert tel["watchdog_margin"] is not None and tel["watchdog_margin"] <= tel["watchdog"]
-            assert tel["peers"] >= 1 and tel["peers_capped"] is False  # the heartbeat socket, at least
+            assert tel["peers_capped"] is False
+            # a request sent after one telemetry arrived falls in the next one's window (the
+            # holder's liveness connection is not a command connection: it need not send any)
+            _, t1 = next_telemetry(stream, tel["n"])
+            conn.request("world")
+            _, t2 = next_telemetry(stream, t1["n"])
+            assert t2["peers"] >= 1 and t2["peers_capped"] is False
             # since `before` was built: the lease, 5 world, the state request of after() (others only add)
             assert tel["messages"]["accepted"] >= before["messages"]["accepted"] + 7
             conn.release()
