@@ -8,6 +8,11 @@
 3. Watchdog: SIGKILL the controlling client (on application heartbeats) mid-motion N times;
    the time from its last message to the server's stop command (limit: watchdog + 10 ms).
    Clients on a liveness connection: benchmarks/bench_watchdog.py.
+4. Under attack: 20 clients (threads in two processes, each with its own socket)
+   send state/hello/garbage/lease requests as fast as they can while one client
+   controls the arm: the controller's request round trip (p50/p99) and the time
+   from its `stop` to the state stream showing the arm stopped, against the same
+   figures measured without the hammering in the same run.
 
 Run: .venv/bin/python benchmarks/bench_remote.py [--quick]
 """
@@ -253,10 +258,121 @@ def bench_watchdog(trials: int) -> list[str]:
     return [row]
 
 
+# ---------------------------------------------------------------- 4. under 20 hammering clients
+HAMMER = textwrap.dedent("""
+    import os, secrets, sys, threading, msgpack, zmq
+    endpoint, threads, stop_file = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    def hammer():
+        s = zmq.Context.instance().socket(zmq.DEALER); s.setsockopt(zmq.LINGER, 0); s.connect(endpoint)
+        rid = secrets.randbits(40) << 20
+        junk = [b"\\x81", b"\\xc1" * 7, msgpack.packb([1, 2, 3])]
+        n = in_flight = 0
+        while not os.path.exists(stop_file):
+            rid += 1
+            kind = n % 4
+            op = ("state", "hello", None, "lease_acquire")[kind]
+            m = junk[n % 3] if op is None else msgpack.packb({"v": 1, "op": op, "id": rid, "deadline": 1.0})
+            s.send(m); n += 1; in_flight += 1
+            while in_flight > 32 or s.poll(0):
+                if s.poll(1000):
+                    s.recv(); in_flight -= 1
+                else:
+                    in_flight = 0
+    ts = [threading.Thread(target=hammer) for _ in range(threads)]
+    [t.start() for t in ts]
+    print("hammering", flush=True)
+    [t.join() for t in ts]
+""")
+
+
+def _controller_round(conn: object, n: int, stops: int) -> tuple[np.ndarray, list[float]]:
+    """``n`` state requests (round trip each), then ``stops`` moves stopped mid-way (stop -> state shows it)."""
+    rtt = np.empty(n)
+    for i in range(n):
+        t = time.perf_counter()
+        conn.request("state")  # type: ignore[attr-defined]
+        rtt[i] = time.perf_counter() - t
+    latencies = []
+    for k in range(stops):
+        q = np.asarray(conn.state()["q_cmd"])  # type: ignore[attr-defined]
+        q[0] += 0.3 if k % 2 == 0 else -0.3
+        conn.request("move_joints", {"q": q.tolist(), "speed": 0.3})  # type: ignore[attr-defined]
+        while conn.next_state()["mode"] != "moving":  # type: ignore[attr-defined]
+            continue
+        t0 = time.perf_counter()
+        conn.request("stop", {"reason": "bench"})  # type: ignore[attr-defined]
+        while conn.next_state()["mode"] != "stopped":  # type: ignore[attr-defined]
+            continue
+        latencies.append(time.perf_counter() - t0)
+        while True:
+            try:
+                conn.request("reset")  # type: ignore[attr-defined]
+                break
+            except Exception:  # noqa: BLE001 - BUSY while the stop decelerates
+                conn.next_state()  # type: ignore[attr-defined]
+    return rtt, latencies
+
+
+def bench_hammer(n: int, stops: int, clients: int = 20) -> list[str]:
+    from robocell.hardware.client import Connection
+
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        audit = Path(d) / "audit.jsonl"
+        srv = serve("--watchdog", "2", "--lease-timeout", "3", "--audit", str(audit))
+        stop_file = Path(d) / "stop"
+        try:
+            conn = Connection(srv.endpoint, timeout=20.0)
+            conn.acquire()
+            base_rtt, base_stop = _controller_round(conn, n, stops)
+            s0 = conn.request("stats")["messages"]
+            t0 = time.monotonic()
+            procs = [subprocess.Popen([sys.executable, "-c", HAMMER, srv.endpoint, str(clients // 2), str(stop_file)],
+                                      stdout=subprocess.PIPE, text=True, cwd=ROOT) for _ in range(2)]
+            try:
+                for p in procs:
+                    assert p.stdout is not None and p.stdout.readline().strip() == "hammering"
+                try:
+                    ham_rtt, ham_stop = _controller_round(conn, n, stops)
+                except Exception:
+                    print("".join(ln for ln in audit.read_text().splitlines(True) if '"server"' in ln)[-3000:])
+                    raise
+                s1 = conn.request("stats")["messages"]
+                seconds = time.monotonic() - t0
+            finally:
+                stop_file.write_text("stop")
+                for p in procs:
+                    p.wait(timeout=30)
+            conn.close()
+        finally:
+            srv.stop()
+    handled = (s1["accepted"] + s1["rejected"] + s1["rate_limited"]) - (s0["accepted"] + s0["rejected"] + s0["rate_limited"])
+    rows.append(f"| controller `state` round trip, {n} requests | quiet p50 {np.median(base_rtt) * 1e6:.0f} µs, "
+                f"p99 {pct(base_rtt, 99) * 1e6:.0f} µs | {clients} hammering p50 {np.median(ham_rtt) * 1e6:.0f} µs, "
+                f"p99 {pct(ham_rtt, 99) * 1e6:.0f} µs | **p99 {pct(ham_rtt, 99) / pct(base_rtt, 99):.2f}×**, "
+                f"p50 {np.median(ham_rtt) / np.median(base_rtt):.2f}× |")
+    rows.append(f"| controller `stop` → state `stopped`, {stops} moves | quiet p50 {np.median(base_stop) * 1e3:.1f} ms, "
+                f"max {max(base_stop) * 1e3:.1f} ms | hammering p50 {np.median(ham_stop) * 1e3:.1f} ms, "
+                f"max {max(ham_stop) * 1e3:.1f} ms | **max {max(ham_stop) / max(base_stop):.2f}×**, "
+                f"p50 {np.median(ham_stop) / np.median(base_stop):.2f}× |")
+    rows.append(f"| hammering traffic the server handled | {handled} requests in {seconds:.1f} s "
+                f"({handled / seconds:.0f}/s; {s1['rate_limited'] - s0['rate_limited']} rate-limited, "
+                f"internal errors {s1['internal']}) | | |")
+    for r in rows:
+        print(r, flush=True)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
+    ap.add_argument("--only", choices=["rtt", "servo", "watchdog", "hammer"], help="run one section")
     a = ap.parse_args()
+    if a.only == "hammer":
+        print("| under attack | without hammering | with 20 hammering clients | ratio |")
+        print("|---|---|---|---|")
+        bench_hammer(500 if a.quick else 3000, 5 if a.quick else 20)
+        return
     from robocell.hardware.security import generate
 
     print(f"load average before: {os.getloadavg()}")
@@ -269,6 +385,9 @@ def main() -> None:
         bench_servo(2.0 if a.quick else 10.0, pipelined)
     bench_servo(2.0 if a.quick else 10.0, True, synced=True)
     bench_watchdog(5 if a.quick else 50)
+    print("| under attack | without hammering | with 20 hammering clients | ratio |")
+    print("|---|---|---|---|")
+    bench_hammer(500 if a.quick else 3000, 5 if a.quick else 20)
     print(f"load average after: {os.getloadavg()}")
 
 

@@ -68,6 +68,7 @@ _ERRORS: dict[str, type[Exception]] = {
     "BAD_VERSION": ProtocolError,
     "TOO_LARGE": ProtocolError,
     "UNKNOWN_OP": ProtocolError,
+    "RATE_LIMITED": RemoteError,  # this client sent too many requests per second; nothing was done
 }
 
 

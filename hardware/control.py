@@ -23,10 +23,13 @@ from typing import Any, TypeVar
 import numpy as np
 
 from robocell.arm import Mode
+from robocell.hardware.bounds import MAX_FAULTS
 from robocell.hardware.driver import Driver, DriverState
 from robocell.hardware.executor import Executor, Motion, Status
+from robocell.hardware.faults import LatchedFaults
 from robocell.hardware.lease import Lease, LeaseKeeper, Lost
 from robocell.hardware.protocol import VERSION, Code, WireError, pack
+from robocell.hardware.telemetry import FIELD, TELEMETRY_PERIOD, WINDOWS_KEPT, TickWindow, with_field
 from robocell.kinematics import Kinematics
 from robocell.safety import SafetyEnvelope
 
@@ -60,7 +63,8 @@ class ControlStats:
 class ControlLoop:
     def __init__(self, driver: Driver, kinematics: Kinematics, safety: SafetyEnvelope, base: np.ndarray,
                  publish: Callable[[bytes], None], state_rate: float, watchdog: float, lease: Lease,
-                 on_event: Callable[[str, str], None], lease_timeout: float = 1.0, *, servo_timeout: float = 0.2,
+                 on_event: Callable[[str, str], None], lease_timeout: float = 1.0,
+                 telemetry_period: float = TELEMETRY_PERIOD, *, servo_timeout: float = 0.2,
                  keeper: LeaseKeeper | None = None) -> None:
         self.driver = driver
         self.kin = kinematics
@@ -77,7 +81,7 @@ class ControlLoop:
         self.period = 1.0 / driver.info.control_rate
         st = driver.read()
         self.executor = Executor(safety, np.asarray(st.q, dtype=float), self.period, self._result)
-        self.faults: list[str] = []  # latched; cleared by reset
+        self.faults = LatchedFaults(MAX_FAULTS)  # latched, counted, bounded; cleared by reset
         self.hardware_faults: tuple[str, ...] = ()
         self.motions: collections.OrderedDict[int, Motion] = collections.OrderedDict()
         self.gripper_seq = 0
@@ -94,6 +98,14 @@ class ControlLoop:
         self._last_late = -float("inf")  # monotonic time of the latest late tick
         self._stalls: collections.deque[tuple[float, float]] = collections.deque(maxlen=256)  # (tick, overrun s)
         self.failure: BaseException | None = None
+        # telemetry (robocell.hardware.telemetry): windows closed here, summarised on another thread
+        self.telemetry_period = telemetry_period
+        self.window = TickWindow(time.monotonic())
+        self.windows: collections.deque[TickWindow] = collections.deque(maxlen=WINDOWS_KEPT)
+        self.window_ready = threading.Event()
+        # packed telemetry waiting for the next published state (deque: append and popleft are atomic)
+        self._telemetry: collections.deque[bytes] = collections.deque(maxlen=1)
+        self.native_id: int | None = None  # the control thread's id, for its scheduling policy
         self._build_state(time.monotonic(), st)
 
     # ---------------------------------------------------------------- API for other threads
@@ -126,6 +138,11 @@ class ControlLoop:
         self._stop_requests.append(reason)
 
     @property
+    def alive(self) -> bool:
+        """True while the control thread runs (the server's supervisor checks it)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
     def latched(self) -> bool:
         return bool(self.faults)
 
@@ -152,8 +169,10 @@ class ControlLoop:
 
     # ---------------------------------------------------------------- the loop
     def _run(self) -> None:
+        self.native_id = threading.get_native_id()
         last = time.monotonic()
         next_pub = last
+        self.window = TickWindow(last)
         try:
             while self._running.is_set():
                 st = self.driver.read()
@@ -161,8 +180,8 @@ class ControlLoop:
                 self._account(now - last, now)
                 last = now
                 self.q_meas = np.asarray(st.q, dtype=float)
-                while self._stop_requests:
-                    self._stop(now, st, self._stop_requests.popleft())
+                if self._stop_requests:
+                    self._requested_stops(now, st)
                 self._watch(now, st)
                 while self._inbox:
                     fn, fut = self._inbox.popleft()
@@ -177,7 +196,7 @@ class ControlLoop:
                 self.driver.command(q, qd)
                 self._build_state(now, st)
                 if now >= next_pub:
-                    self.publish(self.latest_packed)
+                    self.publish(self._with_telemetry() if self._telemetry else self.latest_packed)
                     next_pub = max(next_pub + self.state_period, now - self.state_period)
                 self.driver.wait_period()
         except Exception as exc:  # noqa: BLE001 - the arm must be stopped whatever failed
@@ -196,12 +215,36 @@ class ControlLoop:
         s = self.stats
         s.ticks += 1
         s.intervals.append(interval)
-        if interval > 2.0 * self.period:
+        late = interval > 2.0 * self.period
+        self._account_window(interval, now, late)
+        if late:
             s.late_ticks += 1
             self._stalls.append((now, interval - self.period))
             # The whole server process stalled (host, GC): messages that arrived meanwhile are
             # still unread, so silence cannot be judged until the command thread catches up.
             self._last_late = now
+
+    def _account_window(self, interval: float, now: float, late: bool) -> None:
+        """This tick in the telemetry window (cheap: the percentiles are the telemetry thread's job)."""
+        lease = self.lease
+        margin = None
+        if lease.token is not None:
+            # the command thread may have heard the holder after this tick began: silence is never negative
+            margin = self.watchdog - max(0.0, now - lease.last_heard)
+        w = self.window
+        w.add(interval, late, margin, len(self._inbox))
+        if now - w.t0 >= self.telemetry_period:
+            w.t1 = now
+            self.windows.append(w)
+            self.window = TickWindow(now)
+            self.window_ready.set()
+
+    def attach_telemetry(self, packed: bytes) -> None:
+        """(Any thread.) Publish ``packed`` inside the next state sent; a newer one replaces it."""
+        self._telemetry.append(packed)
+
+    def _with_telemetry(self) -> bytes:
+        return with_field(self.latest_packed, len(self.latest), FIELD, self._telemetry.popleft())
 
     def _watch(self, now: float, st: DriverState) -> None:
         if st.faults and st.faults != self.hardware_faults:
@@ -319,10 +362,24 @@ class ControlLoop:
         return sum(max(0.0, min(tick, t1) - max(tick - overrun, t0)) for tick, overrun in self._stalls
                    if overrun >= at_least)
 
-    def _stop(self, now: float, st: DriverState, reason: str) -> None:
+    def _requested_stops(self, now: float, st: DriverState) -> None:
+        """Every stop requested since the last tick, as one stop: each reason is counted in the
+        fault list, the deceleration is planned once and the audit gets one line.
+
+        Anyone may send stop: 20,000 of them once cost a deceleration plan and an audit line
+        each on this thread, and ticks came up to 3 s apart.
+        """
+        first = self._stop_requests.popleft()
+        more = 0
+        while self._stop_requests:
+            self.faults.add(self._stop_requests.popleft())
+            more += 1
+        self._stop(now, st, first + (f" (and {more} more stop request(s) in this tick, counted in the faults)"
+                                      if more else ""), count_as=first)
+
+    def _stop(self, now: float, st: DriverState, reason: str, count_as: str | None = None) -> None:
         cancelled = self.executor.stop(np.asarray(st.q, dtype=float), now)
-        if reason not in self.faults:
-            self.faults.append(reason)
+        self.faults.add(reason if count_as is None else count_as)
         self.on_event("stop", reason + (f" (cancelled motion {cancelled.id})" if cancelled else ""))
 
     # ---------------------------------------------------------------- motions (control thread)
@@ -351,7 +408,8 @@ class ControlLoop:
             "v": VERSION, "seq": self.seq, "t": now, "wall": time.time(), "tick": ex.tick,
             "q": q.tolist(), "qd": np.asarray(st.qd, dtype=float).tolist(), "q_cmd": ex.q_cmd.tolist(),
             "tcp": tcp.reshape(-1).tolist(), "mode": self.mode().value,
-            "faults": [*self.hardware_faults, *self.faults],
+            "faults": [*self.hardware_faults, *self.faults.texts()],
+            "fault_counts": [*(1 for _ in self.hardware_faults), *self.faults.counts()],
             "lease": self.lease.key if self.lease.token is not None else None,
             "motion": m.summary() if m is not None else None,
             "servo_seq": ex.servo_seq,

@@ -18,12 +18,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from spatialmath import SE3
 
-from robocell.errors import RobocellError
+from robocell.errors import ConfigError, KinematicsError, RobocellError, SafetyViolation, UnreachableError
 from robocell.hardware.control import ControlLoop
 from robocell.hardware.executor import Motion, Status
+from robocell.hardware.bounds import (
+    MAX_MOTION_DURATION, MAX_STOP_REASON, MAX_TRAJECTORY_SAMPLES, MIN_SAMPLE_INTERVAL, MIN_SPEED, SERVO_DT,
+)
+from robocell.hardware.bounds import MAX_GRIPPER_FORCE as MAX_GRIPPER_FORCE
 from robocell.hardware.protocol import (
     MAX_ARRAY, VERSION, Code, Request, WireError, check_args, get_bool, get_float, get_matrix, get_pose,
-    get_str, get_vector, reply,
+    describe, get_str, get_vector, reply,
 )
 from robocell.planning import check_follow_start, check_motion, plan_joints, plan_pose
 from robocell.trajectory import JointTrajectory, timed_trajectory
@@ -34,7 +38,19 @@ if TYPE_CHECKING:
 
 CALL_TIMEOUT = 1.0  # s to wait for the control thread to take a call (it ticks every 1-2 ms)
 SERVO_FRESH = 0.25  # s: an older previous setpoint is not the reference for the next one
-MAX_GRIPPER_FORCE = 200.0  # N
+
+
+def code_for(exc: RobocellError) -> Code:
+    """The reply code of a robocell error raised while handling a request."""
+    if isinstance(exc, UnreachableError):
+        return Code.UNREACHABLE
+    if isinstance(exc, SafetyViolation):
+        return Code.SAFETY
+    if isinstance(exc, KinematicsError):
+        return Code.UNREACHABLE
+    if isinstance(exc, ConfigError):
+        return Code.BAD_FIELD
+    return Code.INTERNAL
 
 
 class Deferred:
@@ -76,12 +92,10 @@ class Ops:
 
     def _plan(self, req: Request, t_recv: float, plan: Callable[[], tuple[JointTrajectory, np.ndarray]]) -> Deferred:
         self._ready_to_move(req.op)
-        return Deferred(self.s._planner.submit(self._plan_and_start, req, t_recv, plan))
+        return Deferred(self.s.planner.submit(self._plan_and_start, req, t_recv, plan))
 
     def _plan_and_start(self, req: Request, t_recv: float,
                         plan: Callable[[], tuple[JointTrajectory, np.ndarray]]) -> dict[str, Any]:
-        from robocell.hardware.server import _code_for
-
         try:
             traj, q_goal = plan()
             check_motion(self.s.plan_kin, self.s.safety, self.s.base, traj)
@@ -102,10 +116,12 @@ class Ops:
         except WireError as exc:
             return reply(req.id, exc.code, exc.message)
         except RobocellError as exc:
-            return reply(req.id, _code_for(exc), str(exc))
+            return reply(req.id, code_for(exc), str(exc))
         except Exception as exc:  # noqa: BLE001 - a planner bug must become an error reply, not a hang
-            print(f"robocell serve: planner error: {exc!r}", file=sys.stderr)
-            return reply(req.id, Code.INTERNAL, f"{req.op}: internal error {exc!r}; nothing moved")
+            print(f"robocell serve: planner error: {type(exc).__name__}: {str(exc)[:300]}", file=sys.stderr)
+            self.control.request_stop(f"internal server error planning '{req.op}' ({type(exc).__name__})")
+            return reply(req.id, Code.INTERNAL, f"{req.op}: internal server error ({type(exc).__name__}); "
+                                                "the arm was stopped. Please report it")
 
     def _q_plan_start(self) -> np.ndarray:
         return self.control.executor.q_cmd.copy()
@@ -138,7 +154,7 @@ class Ops:
     def op_motion(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:
         check_args(req.args, frozenset({"motion"}), req.op)
         mid = req.args.get("motion")
-        if isinstance(mid, bool) or not isinstance(mid, int):
+        if isinstance(mid, bool) or not isinstance(mid, int) or not 0 <= mid < 2**64:
             raise WireError(Code.BAD_FIELD, "motion: field 'motion' must be the integer id of a move")
         m = self.control.motions.get(mid)
         if m is None:
@@ -160,6 +176,9 @@ class Ops:
             "watchdog": [{"silent": e.silent, "stalled": e.stalled, "key": e.key, "cause": e.cause, "at": e.at}
                          for e in c.stats.watchdog],
             "messages": dict(self.s.counters),
+            "reply_cache": {"replies": len(self.s.cache), "clients": self.s.cache.client_count()},
+            "audit": {"written": self.s.audit.written, "suppressed": self.s.audit.suppressed,
+                      "rotations": self.s.audit.rotations},
             "liveness": {"silence_max": c.stats.liveness_silence_max},
         }
 
@@ -204,7 +223,8 @@ class Ops:
 
     def op_stop(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:
         check_args(req.args, frozenset({"reason"}), req.op)
-        reason = get_str(req.args, "reason", "stop", default="requested")[:200]
+        # cut, never refused: a stop must not fail for its reason (and the fault list stays small)
+        reason = get_str(req.args, "reason", "stop", default="requested")[:MAX_STOP_REASON]
         self.control.request_stop(f"stop requested by {key} ({reason})" if reason != "requested" else "stop requested")
         return {}
 
@@ -230,7 +250,7 @@ class Ops:
     def op_move_joints(self, req: Request, key: str, t_recv: float) -> Deferred:
         check_args(req.args, frozenset({"q", "speed"}), req.op)
         q_goal = get_vector(req.args, "q", req.op, self.n, self.names)
-        speed = get_float(req.args, "speed", req.op, default=1.0)
+        speed = get_float(req.args, "speed", req.op, lo=MIN_SPEED, hi=1.0, default=1.0)
         q0 = self._q_plan_start()
         s = self.s
         return self._plan(req, t_recv, lambda: (plan_joints(s.plan_kin, s.safety, s.base, q0, q_goal, speed), q_goal))
@@ -239,7 +259,7 @@ class Ops:
         check_args(req.args, frozenset({"pose", "linear", "speed"}), req.op)
         pose = SE3(get_pose(req.args, "pose", req.op), check=False)
         linear = get_bool(req.args, "linear", req.op, False)
-        speed = get_float(req.args, "speed", req.op, default=1.0)
+        speed = get_float(req.args, "speed", req.op, lo=MIN_SPEED, hi=1.0, default=1.0)
         q0 = self._q_plan_start()
         s = self.s
         return self._plan(req, t_recv, lambda: plan_pose(s.plan_kin, s.safety, s.base, q0, pose,
@@ -247,11 +267,22 @@ class Ops:
 
     def op_follow(self, req: Request, key: str, t_recv: float) -> Deferred:
         check_args(req.args, frozenset({"t", "q", "qd"}), req.op)
-        rows = MAX_ARRAY // max(self.n, 1)
+        rows = min(MAX_ARRAY // max(self.n, 1), MAX_TRAJECTORY_SAMPLES)
         t_raw = req.args.get("t")
         if not isinstance(t_raw, list) or not 1 <= len(t_raw) <= rows:
-            raise WireError(Code.BAD_FIELD, f"follow: field 't' must be a list of 1..{rows} sample times (s)")
+            got = f"{len(t_raw)} values" if isinstance(t_raw, list) else type(t_raw).__name__
+            raise WireError(Code.BAD_FIELD, f"follow: field 't' must be a list of 1..{rows} sample times (s), "
+                                            f"got {got}")
         t = get_vector(req.args, "t", req.op, len(t_raw))
+        if t[-1] - t[0] > MAX_MOTION_DURATION:
+            raise WireError(Code.BAD_FIELD, f"follow: field 't' spans {t[-1] - t[0]:.6g} s, above the limit of "
+                                            f"{MAX_MOTION_DURATION:g} s; split the trajectory into shorter ones")
+        if t.size > 1:
+            gaps = np.diff(t)
+            i = int(np.argmin(gaps))
+            if gaps[i] < MIN_SAMPLE_INTERVAL:
+                raise WireError(Code.BAD_FIELD, f"follow: t[{i + 1}] - t[{i}] = {gaps[i]:.3g} s; sample times must "
+                                                f"increase by at least {MIN_SAMPLE_INTERVAL:g} s")
         q = get_matrix(req.args, "q", req.op, self.n, rows)
         traj = (JointTrajectory(t, q, get_matrix(req.args, "qd", req.op, self.n, rows)) if "qd" in req.args
                 else timed_trajectory(t, q))
@@ -267,10 +298,10 @@ class Ops:
         if c.executor.stopping is not None or (m is not None and m.status is Status.RUNNING):
             raise WireError(Code.BUSY, "servo: a motion is running; stop it (or wait) before streaming setpoints")
         q = get_vector(req.args, "q", req.op, self.n, self.names)
-        dt = get_float(req.args, "dt", req.op, lo=0.0002, hi=1.0, default=s.servo_period)
+        dt = get_float(req.args, "dt", req.op, lo=SERVO_DT[0], hi=SERVO_DT[1], default=s.servo_period)
         seq = req.args.get("seq", req.id)
-        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-            raise WireError(Code.BAD_FIELD, "servo: field 'seq' must be a non-negative integer")
+        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < 2**64:
+            raise WireError(Code.BAD_FIELD, "servo: field 'seq' must be an integer in [0, 2^64-1]")
         s.safety.check_joints(q, what="servo setpoint")
         s.safety.check_tcp((s.base @ s.cmd_kin.fk_matrix(q))[:3, 3], what="servo setpoint")
         last = s._servo_last
@@ -329,7 +360,7 @@ class Ops:
             if not (0.0 < force <= MAX_GRIPPER_FORCE):
                 raise WireError(Code.SAFETY, f"gripper: force = {force} N is outside (0, {MAX_GRIPPER_FORCE}] N")
         else:
-            raise WireError(Code.BAD_FIELD, f"gripper: action must be 'open' or 'close', got {action[:32]!r}")
+            raise WireError(Code.BAD_FIELD, f"gripper: action must be 'open' or 'close', got {describe(action)}")
 
         def command(now: float, st: DriverState) -> int:
             if c.latched:

@@ -19,14 +19,17 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from robocell.hardware.bounds import MAX_ARRAY as MAX_ARRAY
+from robocell.hardware.bounds import MAX_COMMAND_MESSAGE as MAX_COMMAND_MESSAGE
+from robocell.hardware.bounds import MAX_DEADLINE, MAX_DEPTH, MAX_FOLLOW_MESSAGE, MAX_REPLY_MSG
+from robocell.hardware.bounds import MAX_MAP as MAX_MAP
+from robocell.hardware.bounds import MAX_SOCKET_MESSAGE as MAX_SOCKET_MESSAGE
+from robocell.hardware.bounds import MAX_STR as MAX_STR
+
 VERSION = 1
-MAX_MESSAGE = 4 * 1024 * 1024  # bytes; a 60 s trajectory at 100 Hz for 7 joints is ~0.8 MB
-MAX_SOCKET_MESSAGE = 2 * MAX_MESSAGE  # ZMQ drops the peer beyond this (hard ceiling)
-MAX_ARRAY = 200_000  # elements in any one msgpack array
-MAX_MAP = 64  # keys in any one msgpack map
-MAX_STR = 4096  # bytes in any one string
-MAX_DEADLINE = 3600.0  # s
+MAX_MESSAGE = MAX_FOLLOW_MESSAGE  # bytes: the largest request (follow); every other op: MAX_COMMAND_MESSAGE
 MAX_ID = 2**64 - 1
+_PLAIN = frozenset({type(None), bool, int, float, str})  # the only scalar types a request may hold
 
 
 class Code(str, enum.Enum):
@@ -45,6 +48,7 @@ class Code(str, enum.Enum):
     UNREACHABLE = "UNREACHABLE"  # no verified IK solution
     STOPPED = "STOPPED"  # protective stop latched; send reset
     BUSY = "BUSY"  # a motion is running; stop it or wait
+    RATE_LIMITED = "RATE_LIMITED"  # this client sent more requests per second than the server takes
     FAULT = "FAULT"  # the driver reports a hardware fault
     UNSUPPORTED = "UNSUPPORTED"  # the driver cannot do this (e.g. no gripper)
     INTERNAL = "INTERNAL"  # a server bug; the arm was stopped
@@ -75,13 +79,18 @@ def _default(obj: Any) -> Any:
 
 
 def _no_ext(code: int, data: bytes) -> Any:
-    raise WireError(Code.BAD_MESSAGE, f"msgpack extension type {code} is not allowed")
+    raise WireError(Code.BAD_MESSAGE, f"msgpack extension type {code} is not allowed; send plain msgpack values")
 
 
-def unpack(frame: bytes, max_str: int = MAX_STR) -> dict[str, Any]:
-    """Decode one frame into a map, refusing oversize, truncated or non-map input."""
-    if len(frame) > MAX_MESSAGE:
-        raise WireError(Code.TOO_LARGE, f"message of {len(frame)} bytes exceeds the limit of {MAX_MESSAGE} bytes")
+def unpack(frame: bytes | memoryview, max_str: int = MAX_STR, limit: int = MAX_MESSAGE) -> dict[str, Any]:
+    """Decode one frame into a map, refusing oversize, truncated, too deeply nested or non-map input.
+
+    The decoder itself never recurses in Python (msgpack's C stack is bounded; deeper input
+    raises StackError), and :func:`check_plain` walks the result without recursion before
+    anything else touches it: a value nested 1,000 levels deep must never reach ``repr``.
+    """
+    if len(frame) > limit:
+        raise WireError(Code.TOO_LARGE, f"message of {len(frame)} bytes exceeds the limit of {limit} bytes")
     try:
         obj = msgpack.unpackb(
             frame,
@@ -93,19 +102,70 @@ def unpack(frame: bytes, max_str: int = MAX_STR) -> dict[str, Any]:
             max_bin_len=max_str,
             max_array_len=MAX_ARRAY,
             max_map_len=MAX_MAP,
-            max_ext_len=0,
         )
     except WireError:
         raise
+    except msgpack.StackError:
+        raise WireError(Code.TOO_LARGE, f"message nested deeper than the limit of {MAX_DEPTH} levels") from None
     except ValueError as exc:  # msgpack raises ValueError subclasses for limits and extra data
-        text = str(exc)
+        text = str(exc)[:200]
         code = Code.TOO_LARGE if "exceeds" in text or "max_" in text else Code.BAD_MESSAGE
         raise WireError(code, f"undecodable message: {text}") from None
     except Exception as exc:  # noqa: BLE001 - msgpack raises many types on garbage; all mean "malformed"
-        raise WireError(Code.BAD_MESSAGE, f"undecodable message ({type(exc).__name__}: {exc})") from None
+        raise WireError(Code.BAD_MESSAGE, f"undecodable message ({type(exc).__name__}: {str(exc)[:200]})") from None
     if not isinstance(obj, dict):
-        raise WireError(Code.BAD_MESSAGE, f"a message must be a msgpack map, got {type(obj).__name__}")
+        raise WireError(Code.BAD_MESSAGE, f"a message must be a msgpack map, got {describe(obj)}")
+    check_plain(obj)
     return obj
+
+
+def check_plain(obj: Any, max_depth: int = MAX_DEPTH) -> None:
+    """Refuse nesting deeper than ``max_depth`` and any value that is not plain data.
+
+    Iterative (an explicit stack), so any depth costs no Python recursion; each container's
+    element types are collected by ``set(map(type, ...))`` in C, so a 100,000-number
+    trajectory costs milliseconds, a small request microseconds.
+    """
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        node, depth = stack.pop()
+        items = node.values() if type(node) is dict else node
+        kinds = set(map(type, items))
+        if kinds <= _PLAIN:
+            continue
+        odd = kinds - _PLAIN - {list, dict}
+        if odd:
+            name = sorted(t.__name__ for t in odd)[0]
+            what = "binary data" if name == "bytes" else f"a {name} (msgpack extension type)"
+            raise WireError(Code.BAD_MESSAGE, f"a request holds {what}; only nil, booleans, integers, floats, "
+                                              "strings, arrays and maps are allowed")
+        if depth >= max_depth:
+            raise WireError(Code.TOO_LARGE, f"message nested deeper than the limit of {max_depth} levels")
+        stack.extend((x, depth + 1) for x in items if type(x) is list or type(x) is dict)
+
+
+def describe(value: Any) -> str:
+    """A short, bounded description of an untrusted value, safe for error messages and the audit log.
+
+    Never ``repr`` of a container (its size and nesting are the sender's choice).
+    """
+    if isinstance(value, str):
+        return repr(value[:32]) + ("..." if len(value) > 32 else "")
+    if value is None or isinstance(value, (bool, int, float)):
+        text = repr(value)
+        return text if len(text) <= 40 else text[:40] + "..."
+    if isinstance(value, list):
+        return f"an array of {len(value)} values"
+    if isinstance(value, dict):
+        return f"a map of {len(value)} keys"
+    return f"a {type(value).__name__}"
+
+
+def _names(keys: Any, limit: int = 8) -> str:
+    """At most ``limit`` of a message's field names, each shortened (names are the sender's choice)."""
+    names = sorted(describe(k) if not isinstance(k, str) else k[:32] for k in keys)
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
 
 
 # ---------------------------------------------------------------- field checks
@@ -128,7 +188,8 @@ def get_float(msg: Mapping[str, Any], key: str, where: str, *, lo: float | None 
     if positive and f <= 0:
         raise WireError(Code.BAD_FIELD, f"{where}: field '{key}' = {f} must be positive")
     if (lo is not None and f < lo) or (hi is not None and f > hi):
-        raise WireError(Code.BAD_FIELD, f"{where}: field '{key}' = {f} is outside [{lo}, {hi}]")
+        raise WireError(Code.BAD_FIELD, f"{where}: field '{key}' = {f!r} is outside [{lo!r}, {hi!r}]; "
+                                        "give a value in that range")
     return f
 
 
@@ -223,10 +284,11 @@ class Request:
 def parse_request(msg: Mapping[str, Any]) -> Request:
     v = msg.get("v")
     if type(v) is not int or v != VERSION:  # 1.0 and True compare equal to 1: refuse them
-        raise WireError(Code.BAD_VERSION, f"protocol version {v!r} is not supported; this server speaks v{VERSION}")
+        raise WireError(Code.BAD_VERSION, f"protocol version {describe(v)} is not supported; this server speaks v{VERSION}")
     extra = set(msg) - ENVELOPE_KEYS
     if extra:
-        raise WireError(Code.BAD_FIELD, f"unknown envelope field(s): {', '.join(sorted(map(str, extra)))}")
+        raise WireError(Code.BAD_FIELD, f"unknown envelope field(s): {_names(extra)}; "
+                                        f"allowed: {', '.join(sorted(ENVELOPE_KEYS))}")
     op = msg.get("op")
     if not isinstance(op, str):
         raise WireError(Code.BAD_FIELD, "field 'op' must be a string naming the operation")
@@ -236,7 +298,7 @@ def parse_request(msg: Mapping[str, Any]) -> Request:
     if op in NO_REPLY_OPS and rid is None:
         rid = 0
     if isinstance(rid, bool) or not isinstance(rid, int) or not (0 <= rid <= MAX_ID) or (rid == 0 and op not in NO_REPLY_OPS):
-        raise WireError(Code.BAD_FIELD, f"field 'id' must be an integer in [1, 2^64-1], got {rid!r}")
+        raise WireError(Code.BAD_FIELD, f"field 'id' must be an integer in [1, 2^64-1], got {describe(rid)}")
     deadline = get_float(msg, "deadline", op, lo=0.0, hi=MAX_DEADLINE, default=1.0 if op in NO_REPLY_OPS else None)
     if deadline <= 0:
         raise WireError(Code.BAD_FIELD, f"{op}: field 'deadline' must be positive (seconds)")
@@ -253,6 +315,8 @@ def reply(rid: int, code: Code = Code.OK, message: str = "", result: Mapping[str
           seq: int = 0) -> dict[str, Any]:
     """A reply; ``seq`` is the newest state sequence number when it was sent: a state
     with a higher ``seq`` already reflects the command."""
+    if len(message) > MAX_REPLY_MSG:
+        message = message[:MAX_REPLY_MSG - 3] + "..."
     return {"v": VERSION, "id": rid, "ok": code is Code.OK, "code": code.value, "msg": message,
             "result": dict(result or {}), "seq": seq}
 
@@ -269,5 +333,5 @@ def packed_reply(rid: int, seq: int, packed_result: bytes) -> bytes:
 def check_args(args: Mapping[str, Any], allowed: frozenset[str], op: str) -> None:
     extra = set(args) - allowed
     if extra:
-        raise WireError(Code.BAD_FIELD, f"{op}: unknown argument(s) {', '.join(sorted(map(str, extra)))}; "
+        raise WireError(Code.BAD_FIELD, f"{op}: unknown argument(s) {_names(extra)}; "
                                         f"allowed: {', '.join(sorted(allowed)) or 'none'}")

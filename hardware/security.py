@@ -10,7 +10,12 @@ Layout of a keys folder made by ``robocell keys generate DIR``::
 
 A server started with ``--keys DIR`` accepts exactly the clients whose public
 key is in ``DIR/authorized``; NULL (unencrypted) and unlisted clients are
-refused by ZAP before any message reaches robocell.
+refused by ZAP before any message reaches robocell (and each refusal is audited).
+
+Each file is a ZeroMQ certificate in ZPL text, as ``zmq.auth.create_certificates``
+writes it: comment lines, then ``metadata`` and ``curve`` sections, the latter with
+``public-key = "<40 Z85 characters>"`` and, in ``.key_secret`` files only,
+``secret-key = "<40 Z85 characters>"`` (docs/protocol.md §1 shows one).
 """
 
 from __future__ import annotations
@@ -18,11 +23,16 @@ from __future__ import annotations
 import ipaddress
 import shutil
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from robocell.errors import ConfigError
+
+if TYPE_CHECKING:
+    import zmq
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,14 @@ def load_client_keys(folder: str | Path, client_name: str = "client") -> ClientK
     server_pub, _ = _load(d / "server.key", secret=False)
     assert sec is not None
     return ClientKeys(pub, sec, server_pub, d)
+
+
+def secure_client_socket(sock: zmq.Socket[bytes], keys: ClientKeys | None) -> None:
+    """Make ``sock`` a CURVE client of the server ``keys.server_public`` names (no keys: left as is)."""
+    if keys is not None:
+        sock.curve_secretkey = keys.secret
+        sock.curve_publickey = keys.public
+        sock.curve_serverkey = keys.server_public
 
 
 def is_loopback(endpoint: str) -> bool:
@@ -177,3 +195,24 @@ def check_bind(endpoint: str, keys: object, insecure: bool) -> None:
             "Give --keys DIR (make them with: robocell keys generate DIR), bind 127.0.0.1, "
             "or pass --insecure if this network is isolated and you accept the risk"
         )
+
+
+class AllowList:
+    """The ZAP credentials provider: accepts the CURVE keys in a folder, reports every refusal.
+
+    ``zmq.auth``'s own ``configure_curve(location=...)`` refuses unlisted keys silently; given
+    to ``configure_curve_callback`` instead, this does the same check and calls
+    ``on_refused(z85_key)`` for each refused handshake (the server audits it).
+    """
+
+    def __init__(self, folder: Path, on_refused: Callable[[str], None]) -> None:
+        import zmq.auth
+
+        self.keys = frozenset(zmq.auth.load_certificates(str(folder)))  # Z85 public keys (bytes)
+        self.on_refused = on_refused
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        if key in self.keys:
+            return True
+        self.on_refused(key.decode("ascii", "replace"))
+        return False

@@ -262,6 +262,14 @@ from robocell.cli_reset import register as _register_reset  # noqa: E402  (reset
 
 _register_reset(app, console)
 
+from robocell.cli_doctor import register as _register_doctor  # noqa: E402  (doctor)
+
+_register_doctor(app, console)
+
+from robocell.cli_top import register as _register_top  # noqa: E402  (top)
+
+_register_top(app, console)
+
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``robocell`` console script."""

@@ -36,6 +36,30 @@ def _parse_options(items: list[str]) -> dict[str, object]:
     return out
 
 
+def _return_large_buffers() -> None:
+    """Make glibc hand every large buffer back to the system when it is freed.
+
+    Requests are decoded from buffers up to MAX_SOCKET_MESSAGE; glibc's adaptive threshold
+    otherwise moves such sizes onto the heap after the first free, and four clients sending
+    7.9 MB frames left 1.5 GB resident after they stopped. A fixed 128 KiB threshold keeps
+    larger blocks in their own mappings, returned on free. Elsewhere than glibc: nothing to do.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if sys.platform != "linux" or name is None:
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return  # not glibc (musl has no mallopt): its allocator already returns large blocks
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 128 * 1024)
+    mallopt(m_trim_threshold, 1024 * 1024)
+
+
 def serve(
     cell: Annotated[Path, typer.Option("--cell", "-c", help="Cell file (YAML) describing the arm.")],
     arm: Annotated[Optional[str], typer.Option(help="Arm of the cell to serve (default: the only one).")] = None,
@@ -57,7 +81,10 @@ def serve(
         "A controlling client without a liveness connection that is silent this long loses the lease (s)."))] = 1.0,
     keys: Annotated[Optional[Path], typer.Option(help="Keys folder from `robocell keys generate` (CURVE on).")] = None,
     audit: Annotated[Optional[Path], typer.Option(help="Append-only audit log (JSON lines).")] = None,
+    audit_max_bytes: Annotated[int, typer.Option(help="Rotate the audit log at this size (bytes).")] = 16 * 1024 * 1024,
+    audit_keep: Annotated[int, typer.Option(help="Rotated audit files kept (FILE.1 ... FILE.N).")] = 5,
     insecure: Annotated[bool, typer.Option(help="Allow a non-loopback bind without keys.")] = False,
+    rate: Annotated[float, typer.Option(help="Requests per second one client may send (100-1e7).")] = 5000.0,
     driver_option: Annotated[Optional[list[str]], typer.Option(help="NAME=VALUE passed to the driver (repeatable).")] = None,
 ) -> None:
     """Serve one arm of a cell over ZeroMQ, with a driver (the simulator or a real arm)."""
@@ -77,15 +104,22 @@ def serve(
     if audit is not None:
         # appended to, never replaced: an audit log that exists is the point, so no --force
         check_output(audit, "--audit", kind="append")
+    if not 4096 <= audit_max_bytes <= 2**40:
+        raise ConfigError(f"--audit-max-bytes {audit_max_bytes} is outside [4096, 2^40] bytes; "
+                          "give the size at which the audit log is rotated, e.g. 16777216")
+    if not 0 <= audit_keep <= 1000:
+        raise ConfigError(f"--audit-keep {audit_keep} is outside [0, 1000]; give how many rotated files to keep")
     check_free(bind, state_bind)
     check_deadline(liveness, "--liveness")  # deadlines too: before the driver connects to anything
     # the control thread must get the GIL back within a fraction of its 1 ms period
     sys.setswitchinterval(0.0002)
+    _return_large_buffers()
     drv = create_driver(driver, spec, name, **_parse_options(driver_option or []))
     try:
         server = ArmServer(spec, name, drv, bind=bind, state_bind=state_bind, state_rate=state_rate,
-                           watchdog=watchdog, lease_timeout=lease_timeout, keys=server_keys, audit=audit,
-                           insecure=insecure, liveness=liveness, servo_timeout=servo_timeout)
+                           watchdog=watchdog, lease_timeout=lease_timeout, keys=server_keys, audit=audit, insecure=insecure,
+                           audit_max_bytes=audit_max_bytes, audit_keep=audit_keep, rate=rate, liveness=liveness,
+                           servo_timeout=servo_timeout)
     except BaseException:
         drv.close()
         raise
@@ -97,18 +131,24 @@ def serve(
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
+    failure: str | None = None
     try:
         with server:
             print(ready_line(name, driver, server.endpoint, server.state_endpoint, server_keys is not None),
                   flush=True)
-            while not done.wait(0.2) and server.control.failure is None:
-                continue
+            while not done.wait(0.1):
+                failure = server.failure()  # stops the arm when any server thread died
+                if failure is not None:
+                    break
     finally:
         # Frozen objects are never collected, not even at exit: the robot models' reference cycles
         # (roboticstoolbox robots, their nanobind ETS objects) outlived the interpreter, and
         # nanobind listed each as a leaked instance. The control loop is over: collect again.
         gc.unfreeze()
-    if server.control.failure is not None:
+    if failure is not None:
+        # never half-alive: exit so a supervisor restarts the server (status 1: not a user mistake)
+        print(f"robocell serve: exiting with status 1: {failure}; the arm was stopped. Restart the server "
+              "(a supervisor such as systemd with Restart=on-failure does it)", file=sys.stderr, flush=True)
         raise SystemExit(1)
 
 

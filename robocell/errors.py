@@ -102,3 +102,7 @@ class DemoError(RobocellError):
 
 class OutputError(ConfigError):
     """An output path cannot be written (missing or read-only folder) or would replace a file without --force."""
+
+
+class ServerFailure(RobocellError):
+    """A thread of the arm server died; the arm was stopped and the server must be restarted."""

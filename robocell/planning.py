@@ -20,11 +20,14 @@ if TYPE_CHECKING:
     from robocell.trajectory import JointTrajectory
 
 FOLLOW_MAX_GAP = 0.05  # rad: a followed trajectory must start this close to the arm
+# Slowest speed fraction: a full-range joint move at 1 % of a 2 rad/s limit lasts minutes; slower ones
+# ran into the motion duration limit (robocell.trajectory.MAX_MOTION_DURATION) after planning for seconds.
+MIN_SPEED = 0.01
 
 
 def speed_factor(speed: float) -> float:
-    if not (isinstance(speed, (int, float)) and np.isfinite(speed) and 0.0 < speed <= 1.0):
-        raise ConfigError(f"speed = {speed!r} is not allowed: give a fraction of the limits in (0, 1]")
+    if not (isinstance(speed, (int, float)) and np.isfinite(speed) and MIN_SPEED <= speed <= 1.0):
+        raise ConfigError(f"speed = {speed!r} is not allowed: give a fraction of the limits in [{MIN_SPEED}, 1]")
     return float(speed)
 
 

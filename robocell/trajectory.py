@@ -33,6 +33,10 @@ _MIN_LEVER = 0.05
 _ROT_GAIN = 3.0
 # Floor of the joint-jump bound, rad: below this nothing is called a flip.
 _MIN_JUMP = 0.1
+# Longest trajectory any planner samples, s, and the most samples one may hold: checked before the
+# arrays are made (a move planned at a speed fraction of 1e-5 lasted 28 hours and took 3.4 GB to plan).
+MAX_MOTION_DURATION = 600.0
+MAX_TRAJECTORY_SAMPLES = 60_001
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,6 +139,10 @@ def _times(duration: float, dt: float) -> np.ndarray:
     end is dropped so the last interval is never a rounding artefact."""
     if not (math.isfinite(dt) and dt > 0):
         raise ConfigError(f"dt = {dt} s must be a positive finite number")
+    if not (math.isfinite(duration) and duration <= MAX_MOTION_DURATION) or duration / dt >= MAX_TRAJECTORY_SAMPLES:
+        raise ConfigError(f"the motion would last {duration:.4g} s in {duration / dt:.4g} samples, above the limits of "
+                          f"{MAX_MOTION_DURATION:g} s and {MAX_TRAJECTORY_SAMPLES} samples; move faster "
+                          "(a larger speed fraction) or split it into shorter moves")
     ts = np.arange(0.0, duration, dt)
     if ts.size and duration - ts[-1] < 1e-6 * dt:
         ts = ts[:-1]

@@ -20,8 +20,10 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,6 +41,47 @@ CAMERA_POLL = 0.05  # s between checks that it did
 FILL = 0.97  # share of the window's half-height/half-width the cell's image may reach
 
 
+RESET_PATIENCE = 20.0  # s: an X server resets when its last client leaves, and refuses connections meanwhile
+
+
+def _local_socket(display: str) -> Path | None:
+    """The Unix socket of a local display such as ":57" or ":57.0", or None for a remote one."""
+    host, _, rest = display.partition(":")
+    number = rest.split(".")[0]
+    if host not in ("", "unix") or not number.isdigit():
+        return None
+    return Path(f"/tmp/.X11-unix/X{number}")
+
+
+def _libx11() -> Any | None:
+    lib = ctypes.util.find_library("X11")
+    if lib is None:
+        return None
+    x11 = ctypes.CDLL(lib)
+    x11.XOpenDisplay.restype = ctypes.c_void_p
+    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    return x11
+
+
+def _open(x11: Any, display: str) -> int | None:
+    """An X connection to ``display``, or None.
+
+    An X server regenerates when its last client disconnects (Xvfb and xvfb-run do by
+    default) and refuses connections until it is done, which takes longer on a busy host.
+    A local server whose socket exists is therefore retried for :data:`RESET_PATIENCE`.
+    """
+    socket = _local_socket(display)
+    deadline = time.monotonic() + RESET_PATIENCE
+    while True:
+        dpy = x11.XOpenDisplay(display.encode())
+        if dpy:
+            return int(dpy)
+        if socket is None or not socket.exists() or time.monotonic() > deadline:
+            return None
+        time.sleep(0.1)
+
+
 def display_problem(environ: dict[str, str] | None = None, platform: str = sys.platform) -> str | None:
     """Why the PyBullet window cannot open here, or None when it can (or when this is not X11)."""
     if not platform.startswith("linux"):
@@ -47,16 +90,12 @@ def display_problem(environ: dict[str, str] | None = None, platform: str = sys.p
     display = env.get("DISPLAY", "")
     if not display:
         return "--gui opens the PyBullet window, but DISPLAY is not set: there is no X server to show it on"
-    lib = ctypes.util.find_library("X11")
-    if lib is None:
+    x11 = _libx11()
+    if x11 is None:
         return (f"--gui opens the PyBullet window on DISPLAY={display}, but libX11 is not installed "
                 "(Debian package libx11-6)")
-    x11 = ctypes.CDLL(lib)
-    x11.XOpenDisplay.restype = ctypes.c_void_p
-    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
-    x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
-    dpy = x11.XOpenDisplay(display.encode())
-    if not dpy:
+    dpy = _open(x11, display)
+    if dpy is None:
         return (f"--gui opens the PyBullet window, but no X server accepts a connection at "
                 f"DISPLAY={display} (not running, or it refused this user)")
     x11.XCloseDisplay(dpy)
@@ -68,6 +107,28 @@ def check_display() -> None:
     problem = display_problem()
     if problem is not None:
         raise BackendError(f"{problem}; {REMEDY}")
+
+
+@contextmanager
+def display_held() -> Iterator[None]:
+    """Check the display and keep a connection to it open for the duration.
+
+    PyBullet opens its window with one ``XOpenDisplay`` and calls ``exit`` when that fails.
+    Holding a connection while it does keeps the server from regenerating in between (the
+    check's own disconnect would otherwise start a reset on a server with no other client).
+    """
+    if not sys.platform.startswith("linux"):
+        yield
+        return
+    check_display()
+    x11 = _libx11()
+    dpy = _open(x11, os.environ["DISPLAY"]) if x11 is not None else None
+    if dpy is None:
+        raise BackendError(f"the X server at DISPLAY={os.environ.get('DISPLAY', '')} stopped answering; {REMEDY}")
+    try:
+        yield
+    finally:
+        x11.XCloseDisplay(dpy)
 
 
 @dataclass(frozen=True)
@@ -240,5 +301,5 @@ def show_sliders(pb: Any, client: int) -> None:
     pb.configureDebugVisualizer(pb.COV_ENABLE_GUI, 1, physicsClientId=client)
 
 
-__all__ = ["PANEL_MARGINS", "CameraView", "REMEDY", "Viewport", "cell_points", "check_display", "display_problem", "fit_view", "frame_cell",
+__all__ = ["PANEL_MARGINS", "CameraView", "REMEDY", "Viewport", "cell_points", "check_display", "display_held", "display_problem", "fit_view", "frame_cell",
            "show_sliders", "camera_was_reset", "set_camera"]

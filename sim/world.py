@@ -19,7 +19,7 @@ from spatialmath import SE3
 from spatialmath.base import q2r, r2q
 
 from robocell.errors import BackendError, ConfigError
-from robocell.sim.gui import REMEDY, CameraView, camera_was_reset, check_display, frame_cell, set_camera, show_sliders
+from robocell.sim.gui import REMEDY, CameraView, camera_was_reset, display_held, frame_cell, set_camera, show_sliders
 
 if TYPE_CHECKING:
     from robocell.cellfile import CellSpec, FixtureSpec, ObjectSpec
@@ -78,10 +78,11 @@ class SimWorld:
         #: touches of keep-out fixtures, (simulated time s, what touched, fixture), in order
         self.collisions: list[tuple[float, str, str]] = []
         if gui:
-            # before connecting: without an X server PyBullet's C code calls exit(1)
-            check_display()
-        mode = pb.GUI if gui else pb.DIRECT
-        self.client = pb.connect(mode)
+            # checked and held while connecting: without an X server PyBullet's C code calls exit(1)
+            with display_held():
+                self.client = pb.connect(pb.GUI)
+        else:
+            self.client = pb.connect(pb.DIRECT)
         if self.client < 0:
             raise BackendError(
                 f"could not start the PyBullet GUI (is another PyBullet window open in this process?); {REMEDY}"

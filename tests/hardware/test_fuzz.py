@@ -161,7 +161,7 @@ def test_100k_malformed_messages_change_nothing(server: ServerProcess) -> None:
         assert max(abs(a - b) for a, b in zip(after["q"], before["q"])) < 1e-3
         stats = raw.call("stats")["result"]["messages"]
         assert stats.get("accepted", 0) - stats0.get("accepted", 0) <= 3  # our own state/stats probes
-        assert stats["rejected"] - stats0.get("rejected", 0) >= N_MESSAGES
+        assert stats["rejected"] - stats0.get("rejected", 0) >= N_MESSAGES, (stats, codes)
     finally:
         raw.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import zmq
 from robocell.cell import Cell
 from robocell.errors import BackendError, ConfigError, ConnectionLost
 from robocell.hardware.client import Connection
-from robocell.hardware.security import generate, is_loopback, load_client_keys
+from robocell.hardware.security import ClientKeys, generate, is_loopback, load_client_keys
 
 from tests.conftest import TABLETOP
 from robocell.hardware.spawn import ServerProcess
@@ -80,8 +81,29 @@ def test_null_and_unlisted_clients_get_nothing(secure: ServerProcess, keys: Path
     allowed = ok.public.decode()
     entries = [json.loads(line) for line in secure.audit.read_text().splitlines()]  # type: ignore[attr-defined]
     assert entries, "the audit log is empty"
-    assert all(e["key"] in (allowed, "server") for e in entries), {e["key"] for e in entries}
+    commands = [e for e in entries if e["op"] != "auth"]
+    assert all(e["key"] in (allowed, "server") for e in commands), {e["key"] for e in commands}
     assert any(e["key"] == allowed and e["ok"] for e in entries)
+    # every refused handshake is audited: a client without keys, or with the wrong server key (as
+    # `intruder` has: its folder has a server key of its own), by the socket's handshake-failed event
+    refused = [e for e in entries if e["op"] == "auth"]
+    assert all(not e["ok"] and e["code"] == "AUTH_FAILED" for e in refused), refused
+    assert "unauthenticated" in {e["key"] for e in refused}, refused
+
+
+def test_an_unlisted_key_is_refused_and_audited_by_name(secure: ServerProcess, keys: Path) -> None:
+    intruder = load_client_keys(keys / "intruder")
+    unlisted = ClientKeys(intruder.public, intruder.secret, load_client_keys(keys).server_public)  # right server key
+    with pytest.raises(ConnectionLost, match="handshake failed"):
+        Connection(secure.endpoint, keys=unlisted, timeout=0.5, connect_timeout=1.0)
+    t_end = time.monotonic() + 10
+    while True:
+        entries = [json.loads(line) for line in secure.audit.read_text().splitlines()]  # type: ignore[attr-defined]
+        named = [e for e in entries if e["op"] == "auth" and e["key"] == intruder.public.decode()]
+        if named or time.monotonic() > t_end:
+            break
+        time.sleep(0.05)  # not synchronisation: polling a file another process writes, with a deadline
+    assert named and "not in" in named[0]["reason"] and named[0]["code"] == "AUTH_FAILED", named
 
 
 def test_audit_lines_name_key_time_and_reason(secure: ServerProcess, keys: Path) -> None:

@@ -160,7 +160,7 @@ def _cases(parts: Any) -> list[tuple[str, str, dict[str, Any], str, list[str]]]:
         ("nan", "move_joints", {"q": nan.tolist()}, "SAFETY", [names[1], "finite"]),
         ("inf", "move_joints", {"q": inf.tolist()}, "SAFETY", [names[2], "finite"]),
         ("length", "move_joints", {"q": home[:5].tolist()}, "BAD_FIELD", ["7 numbers"]),
-        ("speed factor", "move_joints", {"q": home.tolist(), "speed": 2.0}, "BAD_FIELD", ["speed", "(0, 1]"]),
+        ("speed factor", "move_joints", {"q": home.tolist(), "speed": 2.0}, "BAD_FIELD", ["speed", "[0.01, 1.0]"]),
         ("workspace pose", "move_pose", {"pose": outside.reshape(-1).tolist()}, "SAFETY", ["workspace", "TCP x"]),
         ("unreachable", "move_pose", {"pose": unreachable.reshape(-1).tolist()}, "UNREACHABLE", ["mm"]),
         ("not rigid", "move_pose", {"pose": skew.reshape(-1).tolist()}, "BAD_FIELD", ["rigid"]),
@@ -228,7 +228,10 @@ def test_a_duplicated_command_id_is_executed_once(ctl: RawClient, server: Server
     assert later["motion"]["id"] == m["id"] and later["mode"] == "idle"
     np.testing.assert_allclose(later["q_cmd"], q1, atol=1e-9)
     lines = [ln for ln in server.audit.read_text().splitlines() if f'"id":{m["id"]},' in ln]  # type: ignore[attr-defined]
-    assert len(lines) == 1 and '"ok":true' in lines[0]
+    executed = [ln for ln in lines if '"code":"OK"' in ln]
+    assert len(executed) == 1 and '"ok":true' in executed[0]
+    # both retries are audited as answered from the cache (the racing one waited for the plan)
+    assert len([ln for ln in lines if '"code":"DUPLICATE"' in ln]) == 2, lines
 
 
 def test_stop_overtakes_queued_commands(tmp_path: Path) -> None:
