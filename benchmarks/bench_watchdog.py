@@ -157,6 +157,7 @@ def main() -> None:
     ap.add_argument("--deadlines", type=float, nargs="+", default=[DEADLINE, 0.1],
                     help="liveness and watchdog deadlines (s) to run the busy client against")
     ap.add_argument("--skip-kills", action="store_true", help="only the busy-client runs")
+    ap.add_argument("--skip-busy", action="store_true", help="only the kill and freeze trials")
     a = ap.parse_args()
     kills = 5 if a.quick else 50
     stops = 5 if a.quick else 20
@@ -173,6 +174,9 @@ def main() -> None:
             bench_kill(srv.endpoint, stops, "liveness", signal.SIGSTOP)
     finally:
         srv.stop()
+    if a.skip_busy:
+        print(f"load average after: {os.getloadavg()}")
+        return
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
     try:
         print(f"two CPU-bound processes: pids {[h.pid for h in hogs]}; load average {os.getloadavg()}")

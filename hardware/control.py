@@ -95,8 +95,6 @@ class ControlLoop:
         self._thread: threading.Thread | None = None
         self._grace_until = 0.0
         self._grace_for: float | None = None  # the silence (lease.last_heard) the grace was given for
-        self._quiet_since: float | None = None  # when a liveness connection's silence passed its limit
-        self._quiet_grace_until = 0.0
         self._last_late = -float("inf")  # monotonic time of the latest late tick
         self._stalls: collections.deque[tuple[float, float]] = collections.deque(maxlen=256)  # (tick, overrun s)
         self.failure: BaseException | None = None
@@ -255,9 +253,12 @@ class ControlLoop:
         lost = self.keeper.watch(now) or self._judge_liveness(now)
         if lost is not None:
             if self.armed:
-                limit = self.keeper.liveness_deadline if lost.cause == "liveness" else self.lease_timeout
-                self._watchdog_stop(now, st, lost.reason, lost.key, lost.silent, now - lost.silent + limit,
-                                    lost.cause)
+                if lost.cause == "liveness":  # the pauses the judgement left out (see _judge_liveness)
+                    stalled = self._stalled(now - lost.silent, now, self.keeper.liveness_interval)
+                else:
+                    stalled = self._stalled(now - lost.silent + self.lease_timeout, now)
+                self.stats.watchdog.append(WatchdogEvent(lost.silent, now, lost.key, stalled, lost.cause))
+                self._stop(now, st, lost.reason)
             return
         self._servo_deadline(now)
         if not self.armed or self.lease.bound:
@@ -288,13 +289,15 @@ class ControlLoop:
         """A bound liveness connection whose bytes stopped: the deadline while the arm moves for its
         holder, ``lease_timeout`` otherwise (an idle lease need not go at the first hiccup).
 
-        The silence is the kernel's (time since data arrived), so this side's stalls do not count;
-        but a stall of the whole host (a VM descheduled) freezes the client too. Right after a late
-        tick the client gets one PING interval (plus STALL_GRACE) to be heard, once per silence.
+        The silence is the kernel's (time since data arrived), so a stall of this process alone
+        does not make a client look silent. A stall of the whole host (a VM descheduled) freezes
+        the client too, and the kernel's clock runs on: the silence is counted in the server's own
+        running time, without its pauses of a PING interval or more (shorter ones are jitter, and a
+        loop late on every tick must not stretch the deadline). A dead client is then stopped at
+        most one deadline after such a pause ends.
         """
         kernel = self.keeper.silence()
         if kernel is None:
-            self._quiet_since = None
             return None
         # Any command from the holder also shows it alive (a 250 Hz servo stream, say): only both
         # channels silent count. A frozen or cut-off client is silent on both.
@@ -304,13 +307,9 @@ class ControlLoop:
             self.stats.liveness_silence_max = kernel
         limit = self.keeper.liveness_deadline if armed else self.lease_timeout
         if silent <= limit:
-            self._quiet_since = None
             return None
-        if self._quiet_since is None:
-            self._quiet_since = now
-            grace = self.keeper.liveness_interval + STALL_GRACE
-            self._quiet_grace_until = self._last_late + grace if now - self._last_late < grace else now
-        if now < self._quiet_grace_until:
+        paused = self._stalled(now - silent, now, self.keeper.liveness_interval)
+        if silent - paused <= limit:
             return None
         return self.keeper.drop_silent(now, silent)
 
@@ -352,14 +351,16 @@ class ControlLoop:
                                "and holds")
         return True
 
-    def _stalled(self, t0: float, t1: float) -> float:
-        """Seconds of [t0, t1] during which the control loop was not running (late ticks' overruns).
+    def _stalled(self, t0: float, t1: float, at_least: float = 0.0) -> float:
+        """Seconds of [t0, t1] during which the control loop was not running (late ticks' overruns
+        of ``at_least`` s or more).
 
         A watchdog stop should come within a tick of the deadline (plus STALL_GRACE after a
         stall); the part of the delay the server itself spent descheduled (a loaded host) is
         not the watchdog's reaction time.
         """
-        return sum(max(0.0, min(tick, t1) - max(tick - overrun, t0)) for tick, overrun in self._stalls)
+        return sum(max(0.0, min(tick, t1) - max(tick - overrun, t0)) for tick, overrun in self._stalls
+                   if overrun >= at_least)
 
     def _requested_stops(self, now: float, st: DriverState) -> None:
         """Every stop requested since the last tick, as one stop: each reason is counted in the

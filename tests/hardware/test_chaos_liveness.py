@@ -31,8 +31,6 @@ from robocell.hardware.spawn import ServerProcess
 from tests.conftest import ROOT, TABLETOP
 
 LIVENESS = 0.05  # s: robocell serve's default liveness deadline
-STALL_GRACE = 0.005  # s: the control loop's grace after its own late tick (hardware/control.py)
-INTERVAL = LIVENESS / 5  # s between the client's ZMTP PINGs at that deadline
 
 
 @pytest.fixture(scope="module")
@@ -123,12 +121,12 @@ def test_a_dead_or_frozen_client_is_stopped_and_latched(server: ServerProcess, k
             events = observer.request("stats")["watchdog"][n_events:]
             assert len(events) == 1 and events[0]["cause"] == "liveness", events
             ev = events[0]
-            # ev["silent"]: how long the server had heard nothing from the client when it stopped the arm.
+            # ev["silent"]: how long the server had heard nothing from the client when it stopped the arm;
+            # "stalled": the part of it the server itself was paused (not counted against the client).
             # A SIGKILLed client's socket is closed by its kernel as the process exits, at once on a quiet
             # host, or after the deadline's silence if the dying process waits for a CPU: either way,
-            # within the deadline judged each tick, plus one PING interval of grace after a late tick of
-            # the server's own loop; what the server itself spent descheduled is "stalled".
-            assert ev["silent"] - ev["stalled"] <= LIVENESS + INTERVAL + STALL_GRACE + 0.010, ev
+            # within the deadline (judged each tick, the kernel's clock in 4 ms steps) + 10 ms.
+            assert ev["silent"] - ev["stalled"] <= LIVENESS + 0.010, ev
             records = _audit(server, n_audit)
             stops = [r for r in records if r["op"] == "stop" and r["key"] == "server"]
             assert len(stops) == 1 and "liveness connection" in stops[0]["reason"], records
