@@ -263,7 +263,11 @@ def test_d_other_clients_traffic_cannot_evict_a_command_reply(srv: ServerProcess
         replies = _pipelined(other, msgs, rate=3000.0)  # under the rate limit (a stall may still bunch them)
         codes = [r["code"] for r in replies]
         assert set(codes) <= {"OK", "LEASE_HELD", "RATE_LIMITED"}, set(codes)
-        assert codes.count("LEASE_HELD") > 4096  # more commands than the old shared cache held
+        # more command replies than the old shared cache held. LEASE_HELD while raw's lease lives;
+        # on a loaded host raw's silent lease may expire (0.5 s) and other take it: OK, also cached
+        commands = [r for r in replies if r["code"] == "LEASE_HELD"
+                    or (r["code"] == "OK" and "token" in (r.get("result") or {}))]
+        assert len(commands) > 4096, set(codes)
     raw.send_raw(move)  # the old command id again
     assert raw.recv() == first  # the first reply, from the cache
     s = _state(raw)
