@@ -33,6 +33,7 @@ from robocell.hardware.spawn import ServerProcess
 
 from tests.conftest import ROOT, TABLETOP
 from tests.hardware.rawclient import RawClient
+from tests.hardware.waiting import until
 
 MB = 1024 * 1024
 
@@ -84,12 +85,7 @@ def _audit(srv: ServerProcess) -> list[dict[str, Any]]:
 
 
 def _until(c: RawClient, cond: Any, what: str, timeout: float = 30.0) -> dict[str, Any]:
-    t_end = time.monotonic() + timeout
-    while time.monotonic() < t_end:
-        s = _state(c)
-        if cond(s):
-            return s
-    raise AssertionError(f"{what}: not seen within {timeout} s")
+    return until(lambda: _state(c), cond, timeout, what)
 
 
 def _unmoved(c: RawClient, before: dict[str, Any]) -> None:

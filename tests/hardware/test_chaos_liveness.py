@@ -29,6 +29,7 @@ from robocell.hardware.client import Connection
 from robocell.hardware.spawn import ServerProcess
 
 from tests.conftest import ROOT, TABLETOP
+from tests.hardware.waiting import until
 
 LIVENESS = 0.05  # s: robocell serve's default liveness deadline
 
@@ -44,12 +45,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 def _until(conn: Connection, cond: Any, timeout: float, what: str) -> dict[str, Any]:
-    t_end = time.monotonic() + timeout
-    while time.monotonic() < t_end:
-        s = conn.next_state()
-        if cond(s):
-            return s
-    raise AssertionError(f"{what} not seen within {timeout} s")
+    return until(conn.next_state, cond, timeout, what)
 
 
 def _command_settled(conn: Connection, timeout: float) -> dict[str, Any]:

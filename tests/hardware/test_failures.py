@@ -24,6 +24,7 @@ from robocell.hardware.client import Connection
 
 from tests.conftest import ROOT, TABLETOP
 from robocell.hardware.spawn import ServerProcess
+from tests.hardware.waiting import until
 
 WATCHDOG = 0.05  # the server's default: these tests are about the watchdog itself
 
@@ -36,12 +37,7 @@ def server() -> Iterator[ServerProcess]:
 
 
 def _until(conn: Connection, cond: Any, timeout: float, what: str) -> dict[str, Any]:
-    t_end = time.monotonic() + timeout
-    while time.monotonic() < t_end:
-        s = conn.next_state()
-        if cond(s):
-            return s
-    raise AssertionError(f"{what} not seen within {timeout} s")
+    return until(conn.next_state, cond, timeout, what)
 
 
 @pytest.mark.parametrize("kind", ["motion", "servo"])

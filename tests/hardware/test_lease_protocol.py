@@ -21,6 +21,7 @@ import zmq
 from robocell.hardware.spawn import ServerProcess
 
 from tests.hardware.rawclient import RawClient
+from tests.hardware.waiting import until
 
 SERVO_TIMEOUT = 0.2  # s: robocell serve's default setpoint deadline (the conftest server keeps it)
 
@@ -32,12 +33,7 @@ def _state(c: RawClient) -> dict[str, Any]:
 
 
 def _until(c: RawClient, cond: Any, timeout: float, what: str) -> dict[str, Any]:
-    t_end = time.monotonic() + timeout
-    while time.monotonic() < t_end:
-        s = _state(c)
-        if cond(s):
-            return s
-    raise AssertionError(f"{what} not seen within {timeout} s")
+    return until(lambda: _state(c), cond, timeout, what)
 
 
 def _take(c: RawClient, args: dict[str, Any] | None = None) -> dict[str, Any]:
