@@ -127,8 +127,8 @@ class ArmServer:
         self.lease = Lease()
         self.ctx = zmq.Context()
         self._auth: Any = None
-        self.router = self._socket(zmq.ROUTER, "commands")
-        self.pub = self._socket(zmq.PUB, "state")
+        self.router = self._socket(zmq.ROUTER)
+        self.pub = self._socket(zmq.PUB)
         self.pub.setsockopt(zmq.SNDHWM, 16)  # subscribers want the latest state, not a backlog
         # Memory per connection is bounded by RCVHWM x MAX_SOCKET_MESSAGE: libzmq counts messages,
         # not bytes, and drops a peer whose frame exceeds MAXMSGSIZE before buffering it.
@@ -187,7 +187,7 @@ class ArmServer:
                 f"{self.safety.upper[i]:.4f}] rad exceed the hardware's [{info.lower[i]:.4f}, {info.upper[i]:.4f}] rad; "
                 "tighten them in the cell file's safety section")
 
-    def _socket(self, kind: int, domain: str = "liveness") -> zmq.Socket[bytes]:
+    def _socket(self, kind: int) -> zmq.Socket[bytes]:
         s = self.ctx.socket(kind)
         s.setsockopt(zmq.LINGER, 0)
         if self.keys is not None:
