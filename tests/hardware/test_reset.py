@@ -6,9 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -16,6 +14,7 @@ from robocell.hardware.client import Connection
 from robocell.hardware.spawn import ServerProcess
 
 from tests.conftest import ROOT, TABLETOP
+from tests.hardware.waiting import until
 
 PROGRAM = ROOT / "examples" / "programs" / "pick_place_red.yaml"
 
@@ -32,15 +31,6 @@ def robocell(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[st
                           timeout=timeout, cwd=ROOT)
 
 
-def until(conn: Connection, cond: Any, timeout: float, what: str) -> dict[str, Any]:
-    t_end = time.monotonic() + timeout
-    while time.monotonic() < t_end:
-        s = conn.next_state()
-        if cond(s):
-            return s
-    raise AssertionError(f"{what} not seen within {timeout} s")
-
-
 def trip_the_watchdog(server: ServerProcess, observer: Connection) -> None:
     """A controlling client starts a long motion and is SIGKILLed: the server stops the arm and latches."""
     victim = subprocess.Popen([sys.executable, "-m", "tests.hardware.victim", str(TABLETOP), server.endpoint],
@@ -48,9 +38,9 @@ def trip_the_watchdog(server: ServerProcess, observer: Connection) -> None:
     try:
         assert victim.stdout is not None
         assert victim.stdout.readline().strip() == "moving"
-        until(observer, lambda s: s["mode"] == "moving", 30.0, "the victim's motion")
+        until(observer.next_state, lambda s: s["mode"] == "moving", 30.0, "the victim's motion")
         os.kill(victim.pid, signal.SIGKILL)
-        s = until(observer, lambda s: s["mode"] == "stopped", 30.0, "a watchdog stop")
+        s = until(observer.next_state, lambda s: s["mode"] == "stopped", 30.0, "a watchdog stop")
         assert any("watchdog" in f for f in s["faults"]), s["faults"]
     finally:
         victim.kill()
@@ -91,7 +81,7 @@ def test_reset_never_takes_the_lease_from_a_live_client(server: ServerProcess) -
     try:
         holder.acquire()  # alive: its heartbeats keep the lease
         holder.request("stop")  # latched, but the holder is the one to deal with it
-        until(holder, lambda s: s["mode"] == "stopped", 30.0, "the stop")
+        until(holder.next_state, lambda s: s["mode"] == "stopped", 30.0, "the stop")
         done = robocell("reset", "--backend", server.endpoint)
         assert done.returncode == 2, done.stdout + done.stderr
         text = " ".join(done.stderr.split())
