@@ -22,12 +22,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from robocell.backend_check import check_backend
+
 if TYPE_CHECKING:
     from robocell.cell import Cell
 
 __all__ = [
     "assert_gripper_empty", "assert_holding", "assert_in", "assert_in_bin", "assert_near", "assert_not_in",
-    "assert_on", "assert_on_table", "describe_world", "where_is",
+    "assert_on", "assert_on_table", "check_backend", "describe_world", "where_is",
 ]
 
 ON_TABLE_Z = 0.01  # m: an object whose underside is within this of z = 0 rests on the table
