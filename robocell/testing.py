@@ -71,10 +71,11 @@ def where_is(cell: Cell, obj: str) -> str:
         return f"held by {holder} at {_xyz(p)}"
     for fx in cell.spec.fixtures:
         if fx.contains(p):
-            for slot, T in fx.slot_poses().items():
-                if np.linalg.norm(T.t[:2] - p[:2]) <= 0.5 * min(fx.size[0] / fx.slots.cols,  # type: ignore[union-attr]
-                                                                 fx.size[1] / fx.slots.rows):  # type: ignore[union-attr]
-                    return f"in {slot}"
+            if fx.slots is not None:  # a tray's grid of slots; a bin has none
+                half_pitch = 0.5 * min(fx.size[0] / fx.slots.cols, fx.size[1] / fx.slots.rows)
+                for slot, T in fx.slot_poses().items():
+                    if np.linalg.norm(T.t[:2] - p[:2]) <= half_pitch:
+                        return f"in {slot}"
             return f"in {fx.name}"
     below = _resting_on(cell, obj)
     if below is not None:
