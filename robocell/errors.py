@@ -121,3 +121,7 @@ class ContractViolation(RobocellError, AssertionError):
         self.method = method
         self.expected = expected
         self.actual = actual
+
+    def __reduce__(self) -> tuple[type[ContractViolation], tuple[str, str, str]]:
+        # pickled with its three fields (a check run in a worker process reports back whole)
+        return type(self), (self.method, self.expected, self.actual)

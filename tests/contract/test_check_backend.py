@@ -7,6 +7,7 @@ backend, no patching), and the three ways to hand it a backend.
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -96,6 +97,8 @@ def test_a_broken_promise_names_method_expectation_and_outcome(sim_cell: Cell) -
     assert "mm" in exc.actual and exc.actual != "40.0 mm"
     assert str(exc).startswith("[gripper] Gripper.open(0.04): expected width 40 mm; got ")
     assert isinstance(exc, AssertionError)  # pytest shows a failed check, not a crash
+    again = pickle.loads(pickle.dumps(exc))  # whole across processes (e.g. from an eval worker)
+    assert (again.method, again.expected, again.actual) == (exc.method, exc.expected, exc.actual)
 
 
 def test_an_error_inside_a_check_is_that_checks_violation(sim_cell: Cell) -> None:
