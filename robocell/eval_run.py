@@ -78,9 +78,10 @@ class EvalPlan:
 
         return merge(load_cell_spec(self.cell).randomization, parse_overrides(list(self.randomize)))
 
-    def job(self, trial: int, seed: int, rnd: RandomizationSpec | None, **extra: object) -> TrialJob:
+    def job(self, trial: int, seed: int, rnd: RandomizationSpec | None) -> TrialJob:
+        # replays change picture_dir, record and gui with dataclasses.replace
         return TrialJob(self.target, self.cell, trial, seed, self.skill_dirs, self.backend, rnd,
-                        picture_dir=self.report_dir, **extra)  # type: ignore[arg-type]
+                        picture_dir=self.report_dir)
 
     def replay_flags(self) -> tuple[str, ...]:
         flags = [f"--skills {shlex.quote(d)}" for d in self.skill_dirs]
