@@ -14,6 +14,9 @@ A failed assertion says what was expected and where everything actually is::
 
 They work on any backend whose cell knows object poses (simulation reads
 them from physics; hardware from the cell file or a perception source).
+
+:func:`check_backend` (from robocell/backend_check.py) runs the Arm and Gripper
+conformance checks on a backend or a served driver: one ContractViolation per broken promise.
 """
 
 from __future__ import annotations
