@@ -10,7 +10,7 @@ in simulation.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -53,7 +53,7 @@ class RemoteMotion:
     def _summary(self, state: dict[str, Any]) -> dict[str, Any] | None:
         m = state.get("motion")
         if m is not None and m.get("id") == self.id:
-            return m  # type: ignore[no-any-return]
+            return m
         return self.arm.conn.request("motion", {"motion": self.id})
 
     def _check(self, state: dict[str, Any]) -> bool:
@@ -74,12 +74,11 @@ class RemoteMotion:
     def wait(self, timeout: float | None = None) -> MotionResult:
         limit = self.duration + SETTLE_MARGIN if timeout is None else timeout
         t_end = time.monotonic() + limit
-        while self.result is None:
-            if self._check(self.arm.conn.next_state()):
-                break
-            if time.monotonic() > t_end:
+        # _check sets self.result when it returns True, and the loop then ends on it
+        while (result := self.result) is None:
+            if not self._check(self.arm.conn.next_state()) and time.monotonic() > t_end:
                 raise MotionError(f"arm '{self.arm.name}': motion {self.id} did not finish within {limit:.2f} s")
-        return self.result
+        return result
 
     def cancel(self) -> None:
         if self.result is None:
@@ -98,11 +97,27 @@ class RemoteArm(Arm):
     def state(self) -> ArmState:
         return _arm_state(self.conn.state())
 
+    @overload
+    def move_joints(self, q: ArrayLike, *, wait: Literal[True] = ..., speed: float = ...) -> MotionResult: ...
+    @overload
+    def move_joints(self, q: ArrayLike, *, wait: Literal[False], speed: float = ...) -> RemoteMotion: ...
+    @overload
+    def move_joints(self, q: ArrayLike, *, wait: bool, speed: float = ...) -> MotionResult | RemoteMotion: ...
+
     def move_joints(self, q: ArrayLike, *, wait: bool = True, speed: float = 1.0) -> MotionResult | RemoteMotion:
         q_goal = self._as_joints(q, "move_joints target")
         speed_factor(speed)
         r = self.conn.request("move_joints", {"q": q_goal.tolist(), "speed": float(speed)})
         return self._started(r, wait)
+
+    @overload
+    def move_pose(self, pose: SE3, *, linear: bool = ..., wait: Literal[True] = ...,
+                  speed: float = ...) -> MotionResult: ...
+    @overload
+    def move_pose(self, pose: SE3, *, linear: bool = ..., wait: Literal[False], speed: float = ...) -> RemoteMotion: ...
+    @overload
+    def move_pose(self, pose: SE3, *, linear: bool = ..., wait: bool,
+                  speed: float = ...) -> MotionResult | RemoteMotion: ...
 
     def move_pose(self, pose: SE3, *, linear: bool = False, wait: bool = True,
                   speed: float = 1.0) -> MotionResult | RemoteMotion:
@@ -113,21 +128,33 @@ class RemoteArm(Arm):
                                             "linear": bool(linear), "speed": float(speed)})
         return self._started(r, wait)
 
+    @overload
+    def follow(self, traj: JointTrajectory, *, wait: Literal[True] = ...) -> MotionResult: ...
+    @overload
+    def follow(self, traj: JointTrajectory, *, wait: Literal[False]) -> RemoteMotion: ...
+    @overload
+    def follow(self, traj: JointTrajectory, *, wait: bool) -> MotionResult | RemoteMotion: ...
+
     def follow(self, traj: JointTrajectory, *, wait: bool = True) -> MotionResult | RemoteMotion:
         check_follow_start(traj, self.state().q)
         return self._started(self._send_trajectory(traj), wait)
 
     def _execute(self, traj: JointTrajectory, q_goal: np.ndarray) -> RemoteMotion:
-        result = self._started(self._send_trajectory(traj), wait=False)
-        assert isinstance(result, RemoteMotion)
-        return result
+        return self._started(self._send_trajectory(traj), wait=False)
 
     def _send_trajectory(self, traj: JointTrajectory) -> dict[str, Any]:
         return self.conn.request("follow", {"t": traj.t.tolist(), "q": traj.q.tolist(), "qd": traj.qd.tolist()})
 
+    @overload
+    def _started(self, r: dict[str, Any], wait: Literal[False]) -> RemoteMotion: ...
+    @overload
+    def _started(self, r: dict[str, Any], wait: bool) -> MotionResult | RemoteMotion: ...
+
     def _started(self, r: dict[str, Any], wait: bool) -> MotionResult | RemoteMotion:
         handle = RemoteMotion(self, int(r["motion"]), float(r["duration"]), np.asarray(r["q_goal"], dtype=float))
-        return self._await(handle, wait)  # type: ignore[return-value]
+        if not wait:
+            return handle  # the concrete handle, not the protocol _await returns
+        return self._await(handle, True)
 
     def servo(self, q: ArrayLike, dt: float | None = None, *, wait: bool = True) -> None:
         """Stream one setpoint; ``dt`` is the stream's period (default: the server's servo period).
@@ -204,12 +231,26 @@ class RemoteGripper(Gripper):
         self.arm_name = arm_name
         self.max_width = max_width
 
+    @overload
+    def open(self, width: float | None = ..., *, wait: Literal[True] = ...) -> None: ...
+    @overload
+    def open(self, width: float | None = ..., *, wait: Literal[False]) -> GripperMotion: ...
+    @overload
+    def open(self, width: float | None = ..., *, wait: bool) -> GripperMotion | None: ...
+
     def open(self, width: float | None = None, *, wait: bool = True) -> GripperMotion | None:
         w = self.max_width if width is None else float(width)
         if not (np.isfinite(w) and 0.0 <= w <= self.max_width + 1e-9):
             raise ConfigError(f"gripper of arm '{self.arm_name}': width = {width!r} m is outside "
                               f"[0, {self.max_width:.3f}] m")
         return self._start({"action": "open", "width": min(w, self.max_width)}, wait)
+
+    @overload
+    def close(self, force: float | None = ..., *, wait: Literal[True] = ...) -> None: ...
+    @overload
+    def close(self, force: float | None = ..., *, wait: Literal[False]) -> GripperMotion: ...
+    @overload
+    def close(self, force: float | None = ..., *, wait: bool) -> GripperMotion | None: ...
 
     def close(self, force: float | None = None, *, wait: bool = True) -> GripperMotion | None:
         args: dict[str, Any] = {"action": "close"}

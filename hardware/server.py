@@ -65,7 +65,7 @@ MAX_INTERNAL_PRINTS = 20  # INTERNAL errors printed with their cause to stderr (
 COUNTERS = ("accepted", "rejected", "duplicates", "rate_limited", "internal", "dropped", "auth_failures")
 # a request as read: (monotonic receipt time, routing id, first data frame, data frame count)
 Received = tuple[float, bytes, zmq.Frame | None, int]
-_HANDSHAKE_EVENTS = {zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "handshake failed",
+_HANDSHAKE_EVENTS: dict[int, str] = {zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "handshake failed",
                      zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "handshake failed (protocol or mechanism mismatch)"}
 
 
@@ -340,7 +340,7 @@ class ArmServer:
         """
         while self._queued < QUEUE_MESSAGES and self._queued_bytes < QUEUE_BYTES:
             # EVENTS, not a NOBLOCK recv raising Again: exceptions cost more than the whole reply
-            if not self.router.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            if not int(self.router.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                 return
             item = self._read()
             self.traffic.heard(item[1], self._queued)
@@ -519,7 +519,7 @@ class ArmServer:
             return
         if isinstance(result, ops.Deferred):
             self._pending[ck] = [ident]
-            result.on_done(lambda body, ck=ck, op=req.op, key=key: self._post(ck, body, op, key))
+            result.on_done(lambda body: self._post(ck, body, req.op, key))
             return
         self._finish(ck, pack(reply(req.id, Code.OK, "", result, self.control.seq)),
                      {"op": req.op, "ok": True, "code": "OK", "ident": ident, "key": key})

@@ -13,7 +13,7 @@ from __future__ import annotations
 import abc
 import enum
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, overload, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -95,6 +95,27 @@ class MotionHandle(Protocol):
         ...
 
 
+@runtime_checkable
+class GripperHandle(Protocol):
+    """A gripper opening or closing in progress: like :class:`MotionHandle`, but with no result.
+
+    A gripper reports no tracking error: what it reached is read afterwards with
+    :meth:`Gripper.width` and :meth:`Gripper.grasped`, so ``wait`` returns ``None``.
+    """
+
+    def done(self) -> bool:
+        """True once the fingers settled (stopped on an object, or at their target)."""
+        ...
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the fingers settled; raises MotionError when they do not within ``timeout``."""
+        ...
+
+    def cancel(self) -> None:
+        """Stop the fingers where they are."""
+        ...
+
+
 class Arm(abc.ABC):
     """A robot arm: state, checked motions, streaming servo and stop.
 
@@ -157,6 +178,14 @@ class Arm(abc.ABC):
         self.safety.check_joints(q, what=f"IK solution for arm '{self.name}'")
         return q
 
+    # The overloads say what ``wait`` selects: a finished MotionResult, or a MotionHandle to wait on.
+    @overload
+    def move_joints(self, q: ArrayLike, *, wait: Literal[True] = ..., speed: float = ...) -> MotionResult: ...
+    @overload
+    def move_joints(self, q: ArrayLike, *, wait: Literal[False], speed: float = ...) -> MotionHandle: ...
+    @overload
+    def move_joints(self, q: ArrayLike, *, wait: bool, speed: float = ...) -> MotionResult | MotionHandle: ...
+
     def move_joints(
         self, q: ArrayLike, *, wait: bool = True, speed: float = 1.0
     ) -> MotionResult | MotionHandle:
@@ -168,6 +197,15 @@ class Arm(abc.ABC):
         traj = plan_joints(self.kinematics, self.safety, self._base_m, self.state().q, q_goal, speed)
         return self._run(traj, q_goal, wait)
 
+    @overload
+    def move_pose(self, pose: SE3, *, linear: bool = ..., wait: Literal[True] = ...,
+                  speed: float = ...) -> MotionResult: ...
+    @overload
+    def move_pose(self, pose: SE3, *, linear: bool = ..., wait: Literal[False], speed: float = ...) -> MotionHandle: ...
+    @overload
+    def move_pose(self, pose: SE3, *, linear: bool = ..., wait: bool,
+                  speed: float = ...) -> MotionResult | MotionHandle: ...
+
     def move_pose(
         self, pose: SE3, *, linear: bool = False, wait: bool = True, speed: float = 1.0
     ) -> MotionResult | MotionHandle:
@@ -177,6 +215,13 @@ class Arm(abc.ABC):
         traj, q_goal = plan_pose(self.kinematics, self.safety, self._base_m, self.state().q, pose,
                                  linear=linear, speed=speed)
         return self._run(traj, q_goal, wait)
+
+    @overload
+    def follow(self, traj: JointTrajectory, *, wait: Literal[True] = ...) -> MotionResult: ...
+    @overload
+    def follow(self, traj: JointTrajectory, *, wait: Literal[False]) -> MotionHandle: ...
+    @overload
+    def follow(self, traj: JointTrajectory, *, wait: bool) -> MotionResult | MotionHandle: ...
 
     def follow(self, traj: JointTrajectory, *, wait: bool = True) -> MotionResult | MotionHandle:
         """Follow a timed joint trajectory; it must start near the current state."""
@@ -189,6 +234,13 @@ class Arm(abc.ABC):
     ) -> MotionResult | MotionHandle:
         check_motion(self.kinematics, self.safety, self._base_m, traj)
         return self._await(self._execute(traj, q_goal), wait)
+
+    @overload
+    def _await(self, handle: MotionHandle, wait: Literal[True]) -> MotionResult: ...
+    @overload
+    def _await(self, handle: MotionHandle, wait: Literal[False]) -> MotionHandle: ...
+    @overload
+    def _await(self, handle: MotionHandle, wait: bool) -> MotionResult | MotionHandle: ...
 
     def _await(self, handle: MotionHandle, wait: bool) -> MotionResult | MotionHandle:
         """Return the handle, or wait for it and apply the no-silent-undershoot rule."""
@@ -248,12 +300,28 @@ class Gripper(abc.ABC):
 
     max_width: float
 
-    @abc.abstractmethod
-    def open(self, width: float | None = None, *, wait: bool = True) -> MotionHandle | None:
-        """Open to ``width`` (m; default fully open)."""
+    # wait=True (the default) returns once the fingers settled; wait=False returns a handle at once.
+    # Implementations repeat these overloads (mypy checks each one against the base class).
+    @overload
+    def open(self, width: float | None = ..., *, wait: Literal[True] = ...) -> None: ...
+    @overload
+    def open(self, width: float | None = ..., *, wait: Literal[False]) -> GripperHandle: ...
+    @overload
+    def open(self, width: float | None = ..., *, wait: bool) -> GripperHandle | None: ...
 
     @abc.abstractmethod
-    def close(self, force: float | None = None, *, wait: bool = True) -> MotionHandle | None:
+    def open(self, width: float | None = None, *, wait: bool = True) -> GripperHandle | None:
+        """Open to ``width`` (m; default fully open)."""
+
+    @overload
+    def close(self, force: float | None = ..., *, wait: Literal[True] = ...) -> None: ...
+    @overload
+    def close(self, force: float | None = ..., *, wait: Literal[False]) -> GripperHandle: ...
+    @overload
+    def close(self, force: float | None = ..., *, wait: bool) -> GripperHandle | None: ...
+
+    @abc.abstractmethod
+    def close(self, force: float | None = None, *, wait: bool = True) -> GripperHandle | None:
         """Close with ``force`` (N per finger) until the fingers stop."""
 
     @abc.abstractmethod

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from robocell.errors import BackendError
 
@@ -29,8 +29,13 @@ BUILTIN_BACKENDS: Mapping[str, str] = {
 }
 
 
+@runtime_checkable
 class Backend(Protocol):
-    """What a running cell needs from a backend (simulator or hardware)."""
+    """What a running cell needs from a backend (simulator or hardware).
+
+    Runtime-checkable (attributes and methods present, not their types), so that
+    :func:`robocell.testing.check_backend` can tell a backend from a cell factory.
+    """
 
     arms: Mapping[str, Arm]
     grippers: Mapping[str, Gripper]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from spatialmath import SE3
 
@@ -12,12 +12,14 @@ from robocell.backends import Backend, create_backend
 from robocell.errors import ConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     import numpy as np
 
     from robocell.arm import Arm, Gripper
     from robocell.cellfile import CellSpec
+
+_Device = TypeVar("_Device")  # an Arm or a Gripper, looked up by name
 
 
 class Cell:
@@ -59,7 +61,7 @@ class Cell:
     def gripper(self, name: str | None = None) -> Gripper:
         return self._pick(self.backend.grippers, name, "arm")
 
-    def _pick(self, table: Any, name: str | None, kind: str) -> Any:
+    def _pick(self, table: Mapping[str, _Device], name: str | None, kind: str) -> _Device:
         if name is None:
             if len(table) != 1:
                 raise ConfigError(

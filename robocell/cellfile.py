@@ -290,7 +290,8 @@ class CellSpec(Spec):
             table = data.get("table")
             center = table.get("center") if isinstance(table, dict) else None
             ok = isinstance(center, list) and len(center) == 2 and all(isinstance(c, int | float) for c in center)
-            data = {**data, "cameras": [default_camera(tuple(center) if ok else (0.35, 0.0))]}  # type: ignore[arg-type]
+            xy = (float(center[0]), float(center[1])) if ok and center is not None else (0.35, 0.0)
+            data = {**data, "cameras": [default_camera(xy)]}
         return data
 
     @model_validator(mode="after")

@@ -33,7 +33,7 @@ CUSTOM_ARM_FIELDS = ("base_link", "tcp_link", "joints", "finger_joints", "finger
 
 def _model_name(v: Any) -> str | None:
     if v is None or v in BUILTIN_MODELS:
-        return v  # type: ignore[no-any-return]
+        return v
     raise problem(f"{show(v)} is not allowed: unknown arm model; built-in models are: "
                   f"{', '.join(sorted(BUILTIN_MODELS))} (or describe a custom arm with 'urdf')")
 

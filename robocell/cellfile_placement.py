@@ -22,26 +22,34 @@ from typing import TYPE_CHECKING, Any
 from robocell.cellfile_errors import Loc, show
 
 if TYPE_CHECKING:
-    from robocell.cellfile import CellSpec
+    from collections.abc import Sequence
+
+    from robocell.cellfile import CellSpec, FixtureSpec
 
 Z_TOLERANCE = 0.001  # m: how far below the table top an underside may start (rounding in hand-written files)
 
 
 def placement_problems(spec: CellSpec) -> list[tuple[Loc, str]]:
     """(path, message) for every object or fixture that stands off the table, below it, or out of reach."""
+    from robocell.cellfile import ObjectSpec  # at call time: cellfile imports this module
+
     bad: list[tuple[Loc, str]] = []
+    groups: tuple[tuple[str, Sequence[ObjectSpec | FixtureSpec]], ...] = (
+        ("objects", spec.objects), ("fixtures", spec.fixtures))
     boxes = [(a.name, a.safety.workspace.min, a.safety.workspace.max) for a in spec.arms]
-    for kind, entries in (("objects", spec.objects), ("fixtures", spec.fixtures)):
+    for kind, entries in groups:
         for i, e in enumerate(entries):
             x, y, z = e.pose.xyz
-            bottom = z - e.half_height if kind == "objects" and e.shape != "mesh" else z
+            # a mesh object, like a fixture, stands on its pose; a box or cylinder on its underside
+            bottom = z - e.half_height if isinstance(e, ObjectSpec) and e.shape != "mesh" else z
             if bottom < -Z_TOLERANCE:
                 under = "its underside" if bottom != z else "its pose"
                 bad.append(((kind, i, "pose"), (
                     f"{show(list(e.pose.xyz))} is not allowed: {under} is at z = {bottom:.3f} m, "
                     f"{-bottom:.3f} m below the table top (z = 0); "
                     + (f"a resting {e.shape} of this size has z = {e.half_height:g} m"
-                       if bottom != z else "a fixture stands on its pose: z = 0 on the table"))))
+                       if isinstance(e, ObjectSpec) and bottom != z
+                       else "a fixture stands on its pose: z = 0 on the table"))))
             bad += _footprint_problems(spec, kind, i, e, boxes)
     return bad
 

@@ -207,8 +207,9 @@ def parse_color(v: Any) -> ColorSpec:
     )
     if not ok:
         raise problem(f"{show(v)} is not allowed: must be {allowed}")
-    rgba = tuple(float(x) for x in v) + ((1.0,) if len(v) == 3 else ())
-    return ColorSpec(rgba=rgba, name=nearest_color_name(rgba), named=False)  # type: ignore[arg-type]
+    r, g, b, a = [float(x) for x in v] + ([1.0] if len(v) == 3 else [])  # len(v) is 3 or 4: checked above
+    rgba = (r, g, b, a)
+    return ColorSpec(rgba=rgba, name=nearest_color_name(rgba), named=False)
 
 
 Color = Annotated[ColorSpec, BeforeValidator(parse_color)]

@@ -42,7 +42,7 @@ def _load_script(script: Path) -> Callable[[Any], object]:
     fn = getattr(module, "demonstrate", None) or getattr(module, "main", None)
     if not callable(fn):
         raise ConfigError(f"script '{script}' must define a function demonstrate(cell) (or main(cell))")
-    return fn  # type: ignore[no-any-return]
+    return fn
 
 
 def check_options(backend: str, out: Path, script: Optional[Path], rate: float, duration: Optional[float],

@@ -234,7 +234,8 @@ class Demonstration:
                                 "inconsistent; the file is corrupt")
             if np.any(idx < 0) or np.any(idx >= n):
                 raise DemoError(f"{where}: a gripper event points outside the samples; the file is corrupt")
-            events = tuple(GripperEvent(float(a), k, int(i)) for a, k, i in zip(et, kinds, idx))  # type: ignore[arg-type]
+            events = tuple(GripperEvent(float(a), "close" if k == "close" else "open", int(i))  # checked above
+                           for a, k, i in zip(et, kinds, idx))
         return cls(t=t - t[0], q=q, tcp=tcp, gripper_width=width, grasped=grasped, objects=objects,
                    objects_end=objects_end, fixtures=fixtures, provenance=prov,
                    events=events)

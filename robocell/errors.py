@@ -106,3 +106,22 @@ class OutputError(ConfigError):
 
 class ServerFailure(RobocellError):
     """A thread of the arm server died; the arm was stopped and the server must be restarted."""
+
+
+class ContractViolation(RobocellError, AssertionError):
+    """A backend, arm or gripper broke a promise of the core contracts (:func:`robocell.testing.check_backend`).
+
+    Also an ``AssertionError``, so that pytest reports it as a failed check, not as a crash.
+    ``method`` is the contract method that broke its promise, ``expected`` the promise and
+    ``actual`` what happened instead.
+    """
+
+    def __init__(self, method: str, expected: str, actual: str) -> None:
+        super().__init__(f"{method}: expected {expected}; got {actual}")
+        self.method = method
+        self.expected = expected
+        self.actual = actual
+
+    def __reduce__(self) -> tuple[type[ContractViolation], tuple[str, str, str]]:
+        # pickled with its three fields (a check run in a worker process reports back whole)
+        return type(self), (self.method, self.expected, self.actual)

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from robocell.eval_report import ScaleReport
+    from robocell.eval_run import EvalPlan
     from robocell.evaluate import TrialResult
 
 MAX_LISTED = 20  # failed trials listed on the console (all of them are in JSON, JUnit and HTML)
@@ -80,15 +81,15 @@ def _shard(text: str | None) -> tuple[int, int]:
     return int(i), int(n)
 
 
-def _run(plan: object, quiet: bool, err_console: Console) -> ScaleReport:
+def _run(plan: EvalPlan, quiet: bool, err_console: Console) -> ScaleReport:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
         TimeRemainingColumn
 
     from robocell.eval_run import prepare, run_plan
 
-    jobs = prepare(plan)  # type: ignore[arg-type]  (mistakes end here, before the progress bar)
+    jobs = prepare(plan)  # mistakes end here, before the progress bar
     if quiet:
-        return run_plan(plan, None, jobs)  # type: ignore[arg-type]
+        return run_plan(plan, None, jobs)
     counts = {"ok": 0, "done": 0}
     columns = (TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
@@ -103,7 +104,7 @@ def _run(plan: object, quiet: bool, err_console: Console) -> ScaleReport:
                 mark = "[red]FAIL[/]" if t.status == "failed" else "[magenta]ERROR[/]"
                 progress.console.print(f"trial {t.trial} seed {t.seed} {mark}: {t.error}")
 
-        return run_plan(plan, on_result, jobs)  # type: ignore[arg-type]
+        return run_plan(plan, on_result, jobs)
 
 
 def _print_summary(r: ScaleReport, console: Console) -> None:
@@ -122,10 +123,10 @@ def _print_summary(r: ScaleReport, console: Console) -> None:
         console.print(f"  ... and {len(r.failures) - MAX_LISTED} more (see --json, --junit or --report)")
 
 
-def _replay(plan: object, trial: int, gui: bool, record: Path | None, console: Console) -> int:
+def _replay(plan: EvalPlan, trial: int, gui: bool, record: Path | None, console: Console) -> int:
     from robocell.eval_run import replay_trial
 
-    t = replay_trial(plan, trial, gui=gui, record=str(record) if record else None)  # type: ignore[arg-type]
+    t = replay_trial(plan, trial, gui=gui, record=str(record) if record else None)
     if t.success:
         console.print(f"[green]ok[/]: trial {trial} seed {t.seed} succeeded in {t.wall_time:.2f} s "
                       f"({t.sim_time:.1f} s simulated)")

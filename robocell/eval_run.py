@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from robocell.errors import ConfigError
 from robocell.eval_report import ScaleReport
@@ -78,9 +78,10 @@ class EvalPlan:
 
         return merge(load_cell_spec(self.cell).randomization, parse_overrides(list(self.randomize)))
 
-    def job(self, trial: int, seed: int, rnd: RandomizationSpec | None, **extra: object) -> TrialJob:
+    def job(self, trial: int, seed: int, rnd: RandomizationSpec | None) -> TrialJob:
+        # replays change picture_dir, record and gui with dataclasses.replace
         return TrialJob(self.target, self.cell, trial, seed, self.skill_dirs, self.backend, rnd,
-                        picture_dir=self.report_dir, **extra)  # type: ignore[arg-type]
+                        picture_dir=self.report_dir)
 
     def replay_flags(self) -> tuple[str, ...]:
         flags = [f"--skills {shlex.quote(d)}" for d in self.skill_dirs]
@@ -90,7 +91,20 @@ class EvalPlan:
         return tuple(flags)
 
 
-def make_engine(plan: EvalPlan) -> object:
+@runtime_checkable
+class EvalEngine(Protocol):
+    """What trials run on (``--engine local``: LocalEngine, ``--engine ray``: RayEngine).
+
+    An engine runs every job once and returns one result per job (in any order; a trial
+    that crashed or hung is a result with status ``error``, never an exception), calling
+    ``on_result`` as each one arrives so that the CLI can show progress.
+    """
+
+    def run(self, jobs: Iterable[TrialJob],
+            on_result: Callable[[TrialResult], None] | None = None) -> list[TrialResult]: ...
+
+
+def make_engine(plan: EvalPlan) -> EvalEngine:
     if plan.engine == "ray":
         from robocell.engine_ray import RayEngine
 
@@ -120,7 +134,7 @@ def run_plan(plan: EvalPlan, on_result: Callable[[TrialResult], None] | None = N
     rnd = jobs[0].randomization
     engine = make_engine(plan)
     t0 = time.perf_counter()
-    results = engine.run(jobs, on_result)  # type: ignore[attr-defined]
+    results = engine.run(jobs, on_result)
     report = ScaleReport(plan.target, plan.cell, plan.seed, results, plan.engine, plan.workers,
                          time.perf_counter() - t0, plan.replay_flags(),
                          run_replays=rnd is None and plan.backend == "sim", shard=plan.shard)
@@ -130,7 +144,7 @@ def run_plan(plan: EvalPlan, on_result: Callable[[TrialResult], None] | None = N
     return report
 
 
-def _animate(plan: EvalPlan, report: ScaleReport, rnd: RandomizationSpec | None, engine: object) -> None:
+def _animate(plan: EvalPlan, report: ScaleReport, rnd: RandomizationSpec | None, engine: EvalEngine) -> None:
     """Replay the first failed trials with a recording: the report shows how they failed.
 
     Trials are deterministic, so the replay fails the same way; crashed and hung
@@ -141,7 +155,7 @@ def _animate(plan: EvalPlan, report: ScaleReport, rnd: RandomizationSpec | None,
         return
     gif = {t.trial: str(Path(plan.report_dir) / f"trial-{t.trial:05d}.gif") for t in picks}
     jobs = [replace(plan.job(t.trial, t.seed, rnd), picture_dir=None, record=gif[t.trial]) for t in picks]
-    replays = {r.trial: r for r in engine.run(jobs)}  # type: ignore[attr-defined]
+    replays = {r.trial: r for r in engine.run(jobs)}
     for i, t in enumerate(report.trials):
         r = replays.get(t.trial)
         if r is not None and r.outcome() == t.outcome() and Path(gif[t.trial]).is_file():

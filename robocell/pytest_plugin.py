@@ -104,7 +104,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     folder = item.config.getoption("robocell_pictures")
     if folder and report.failed and call.when == "call":
-        for i, cell in enumerate(item.stash.get(_CELLS, [])):
+        cells: list[Any] = item.stash.get(_CELLS, [])
+        for i, cell in enumerate(cells):
             path = _picture(cell, Path(folder), item.nodeid, i)
             if path is not None:
                 report.sections.append(("robocell", f"picture of the cell at the failure: {path}"))

@@ -87,7 +87,7 @@ class RandomizationSpec(Spec):
 
     @model_validator(mode="after")
     def _check(self) -> RandomizationSpec:
-        bad = [((name,), f"{show(list(v))} is not allowed: must be [lo, hi] with lo <= hi (scale factors)")
+        bad: list[tuple[tuple[str, ...], str]] = [((name,), f"{show(list(v))} is not allowed: must be [lo, hi] with lo <= hi (scale factors)")
                for name, v in (("friction", self.friction), ("mass", self.mass), ("size", self.size))
                if v[0] > v[1]]
         lo, hi = self.remote.latency

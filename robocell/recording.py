@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 from spatialmath import SE3
 
-from robocell.demonstration import MIN_SAMPLES, Demonstration, Provenance, file_sha256, iso_now
+from robocell.demonstration import MIN_SAMPLES, Demonstration, Provenance, arm_model_name, file_sha256, iso_now
 from robocell.errors import BackendError, ConfigError, DemoError
 
 if TYPE_CHECKING:
@@ -198,7 +198,7 @@ class Recording:
         spec = self.cell.spec
         cell_file = self.cell_file
         prov = Provenance(
-            cell=spec.name, arm=self.arm.name, arm_model=spec.arm(self.arm.name).model,
+            cell=spec.name, arm=self.arm.name, arm_model=arm_model_name(spec, self.arm.name),
             joint_names=tuple(self.arm.joint_names), date=iso_now(), source=self.source,
             backend=self.cell.address, robocell_version=_version(), rate=self.rate,
             cell_file=cell_file, cell_sha256=file_sha256(cell_file) if cell_file else "",

@@ -14,6 +14,9 @@ A failed assertion says what was expected and where everything actually is::
 
 They work on any backend whose cell knows object poses (simulation reads
 them from physics; hardware from the cell file or a perception source).
+
+:func:`check_backend` (from robocell/backend_check.py) runs the Arm and Gripper
+conformance checks on a backend or a served driver: one ContractViolation per broken promise.
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from robocell.backend_check import check_backend
+
 if TYPE_CHECKING:
     from robocell.cell import Cell
 
 __all__ = [
     "assert_gripper_empty", "assert_holding", "assert_in", "assert_in_bin", "assert_near", "assert_not_in",
-    "assert_on", "assert_on_table", "describe_world", "where_is",
+    "assert_on", "assert_on_table", "check_backend", "describe_world", "where_is",
 ]
 
 ON_TABLE_Z = 0.01  # m: an object whose underside is within this of z = 0 rests on the table
@@ -69,10 +74,11 @@ def where_is(cell: Cell, obj: str) -> str:
         return f"held by {holder} at {_xyz(p)}"
     for fx in cell.spec.fixtures:
         if fx.contains(p):
-            for slot, T in fx.slot_poses().items():
-                if np.linalg.norm(T.t[:2] - p[:2]) <= 0.5 * min(fx.size[0] / fx.slots.cols,  # type: ignore[union-attr]
-                                                                 fx.size[1] / fx.slots.rows):  # type: ignore[union-attr]
-                    return f"in {slot}"
+            if fx.slots is not None:  # a tray's grid of slots; a bin has none
+                half_pitch = 0.5 * min(fx.size[0] / fx.slots.cols, fx.size[1] / fx.slots.rows)
+                for slot, T in fx.slot_poses().items():
+                    if np.linalg.norm(T.t[:2] - p[:2]) <= half_pitch:
+                        return f"in {slot}"
             return f"in {fx.name}"
     below = _resting_on(cell, obj)
     if below is not None:

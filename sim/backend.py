@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from spatialmath import SE3
@@ -104,6 +104,10 @@ def _ignore(fault: str) -> None:
     pass
 
 
-def create(spec: CellSpec, address: str, **options: object) -> SimBackend:
-    """Factory used by :func:`robocell.backends.create_backend` for ``sim``."""
-    return SimBackend(spec, **options)  # type: ignore[arg-type]
+def create(spec: CellSpec, address: str, **options: Any) -> SimBackend:
+    """Factory used by :func:`robocell.backends.create_backend` for ``sim``.
+
+    ``options`` are the keywords of :class:`SimBackend` (passed on unchecked: an unknown one is
+    Python's TypeError naming it, a wrong type SimBackend's own error).
+    """
+    return SimBackend(spec, **options)

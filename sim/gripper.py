@@ -9,6 +9,8 @@ additionally know *which* body the pads touch (:meth:`SimGripper.held_object`).
 
 from __future__ import annotations
 
+from typing import Literal, overload
+
 import numpy as np
 
 from robocell.arm import Gripper
@@ -23,7 +25,7 @@ EMPTY_WIDTH = 0.003  # m: fingers closer than this are closed on nothing
 
 
 class GripperMotion:
-    """An opening or closing in progress (a MotionHandle)."""
+    """An opening or closing in progress (a :class:`~robocell.arm.GripperHandle`)."""
 
     def __init__(self, gripper: SimGripper, target: float) -> None:
         self.gripper = gripper
@@ -84,6 +86,13 @@ class SimGripper(Gripper):
         self._command(finger_travel, force)
         world.add_controller(Controller(self._pre_step))
 
+    @overload
+    def open(self, width: float | None = ..., *, wait: Literal[True] = ...) -> None: ...
+    @overload
+    def open(self, width: float | None = ..., *, wait: Literal[False]) -> GripperMotion: ...
+    @overload
+    def open(self, width: float | None = ..., *, wait: bool) -> GripperMotion | None: ...
+
     def open(self, width: float | None = None, *, wait: bool = True) -> GripperMotion | None:
         w = self.max_width if width is None else float(width)
         if not (np.isfinite(w) and 0.0 <= w <= self.max_width + 1e-9):
@@ -91,6 +100,13 @@ class SimGripper(Gripper):
                 f"gripper of arm '{self.arm_name}': width = {width!r} m is outside [0, {self.max_width:.3f}] m"
             )
         return self._start(w / len(self._fingers), self.force, wait)
+
+    @overload
+    def close(self, force: float | None = ..., *, wait: Literal[True] = ...) -> None: ...
+    @overload
+    def close(self, force: float | None = ..., *, wait: Literal[False]) -> GripperMotion: ...
+    @overload
+    def close(self, force: float | None = ..., *, wait: bool) -> GripperMotion | None: ...
 
     def close(self, force: float | None = None, *, wait: bool = True) -> GripperMotion | None:
         f = self.force if force is None else float(force)

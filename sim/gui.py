@@ -123,7 +123,7 @@ def display_held() -> Iterator[None]:
     check_display()
     x11 = _libx11()
     dpy = _open(x11, os.environ["DISPLAY"]) if x11 is not None else None
-    if dpy is None:
+    if x11 is None or dpy is None:
         raise BackendError(f"the X server at DISPLAY={os.environ.get('DISPLAY', '')} stopped answering; {REMEDY}")
     try:
         yield

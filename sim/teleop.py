@@ -74,7 +74,8 @@ class ScriptedSource:
 class SliderSource:
     """PyBullet GUI sliders for x, y, z, yaw and two buttons: 'gripper' toggles, 'finish' ends."""
 
-    def __init__(self, world: SimWorld, start: SE3, lower: Sequence[float], upper: Sequence[float]) -> None:
+    def __init__(self, world: SimWorld, start: SE3, lower: Sequence[float] | np.ndarray,
+                 upper: Sequence[float] | np.ndarray) -> None:
         pb, c = world.pb, world.client
         if pb.getConnectionInfo(physicsClientId=c).get("connectionMethod") != pb.GUI:
             raise BackendError("teleoperation sliders need the PyBullet GUI; start the cell with --gui")

@@ -71,9 +71,12 @@ def placement(ctx: SkillContext, held: str, target: str | None, pose: SE3 | None
     spec = ctx.cell.spec
     obj = spec.object(held)
     half = obj.half_height
-    if pose is not None or (target is not None and target not in ctx.names.objects
-                            and target not in ctx.names.fixtures and target not in ctx.names.slots):
-        T = pose if pose is not None else ctx.cell.frame(target)  # type: ignore[arg-type]
+    # a pose, or a named frame that is neither an object, a fixture nor a slot: put it there
+    T = pose
+    if T is None and target is not None and target not in ctx.names.objects \
+            and target not in ctx.names.fixtures and target not in ctx.names.slots:
+        T = ctx.cell.frame(target)
+    if T is not None:
         tol = np.array([0.02, 0.02, 0.03])
         return Goal(target or "the pose", np.asarray(T.t, dtype=float), -tol, tol, SE3.Trans(T.t), obj)
     assert target is not None

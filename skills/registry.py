@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar, overload
 
 from robocell.errors import SkillError
 
@@ -104,17 +104,29 @@ class SkillSpec:
 
 SKILL_ATTR = "__robocell_skill__"
 
+# The decorated function itself, signature and all: @skill only attaches its spec, so a skill
+# function stays callable and type-checked exactly as written.
+_SkillFunc = TypeVar("_SkillFunc", bound=Callable[..., Any])
+
+
+@overload
+def skill(func: _SkillFunc, *, name: str | None = ..., examples: Iterable[str] = ...) -> _SkillFunc: ...
+@overload
+def skill(func: None = ..., *, name: str | None = ...,
+          examples: Iterable[str] = ...) -> Callable[[_SkillFunc], _SkillFunc]: ...
+
 
 def skill(
-    func: Callable[..., Any] | None = None, *, name: str | None = None, examples: Iterable[str] = ()
-) -> Any:
-    """Declare a function ``f(ctx, **params)`` as a skill.
+    func: _SkillFunc | None = None, *, name: str | None = None, examples: Iterable[str] = ()
+) -> _SkillFunc | Callable[[_SkillFunc], _SkillFunc]:
+    """Declare a function ``f(ctx, **params)`` as a skill (``@skill`` or ``@skill(name=..., examples=...)``).
 
     The first parameter receives the :class:`~robocell.skills.SkillContext`;
     the others must be annotated and become the skill's typed parameters.
+    The function is returned unchanged, so its signature stays the one type checkers see.
     """
 
-    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def wrap(fn: _SkillFunc) -> _SkillFunc:
         setattr(fn, SKILL_ATTR, _spec_from_function(fn, name or fn.__name__, tuple(examples)))
         return fn
 

@@ -125,10 +125,10 @@ def fixed_offset(urdf: Path, flange: str, tcp: str) -> np.ndarray:
     chain of fixed joints between the two links can be expressed as one.
     """
     parent_joint: dict[str, ET.Element] = {}
-    for j in ET.parse(urdf).getroot().iter("joint"):
-        child = j.find("child")
+    for joint in ET.parse(urdf).getroot().iter("joint"):
+        child = joint.find("child")
         if child is not None:
-            parent_joint[child.get("link", "")] = j
+            parent_joint[child.get("link", "")] = joint
     def parent_of(link: str) -> str:
         parent = parent_joint[link].find("parent")
         return parent.get("link", "") if parent is not None else ""

@@ -14,6 +14,8 @@ from robocell.skills.language import lexicon as lx
 from robocell.skills.language.parse import NounPhrase
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from robocell.cellfile import CellSpec
 
 
@@ -45,7 +47,7 @@ class Resolver:
         self._shape = {o.name: o.shape for o in spec.objects}
 
     # ---- objects ------------------------------------------------------------------
-    def objects_for(self, np_: NounPhrase, ctx: Discourse, clause: str, exclude: list[str] = ()) -> list[str]:
+    def objects_for(self, np_: NounPhrase, ctx: Discourse, clause: str, exclude: Sequence[str] = ()) -> list[str]:
         if np_.unknown is not None:
             raise LanguageError(
                 f"in '{clause}': the cell has no '{np_.unknown}'; its objects are: {', '.join(self.objects)}. "

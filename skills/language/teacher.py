@@ -23,6 +23,8 @@ from robocell.skills.program import Program, Step
 from robocell.skills.registry import SkillRegistry, SkillSpec
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from robocell.cellfile import CellSpec
 
 # what a built-in skill does to the gripper's load, for 'it' and for choosing place vs pick_and_place
@@ -274,7 +276,7 @@ def _most_specific(good: list[Score], dest: tuple[str, str] | None) -> Score:
     return best
 
 
-def _steps(spec: SkillSpec, themes: list[str | None], dest: tuple[str, str] | None) -> list[Step]:
+def _steps(spec: SkillSpec, themes: Sequence[str | None], dest: tuple[str, str] | None) -> list[Step]:
     theme, dparam, _ = _roles(spec)
     out = []
     for obj in themes:

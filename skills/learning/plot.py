@@ -10,6 +10,8 @@ import numpy as np
 from spatialmath import SE3
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
     from robocell.cellfile import CellSpec
     from robocell.skills.learning.learn import LearnResult
 
@@ -89,10 +91,10 @@ def _arc(p: np.ndarray) -> np.ndarray:
     return np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(p, axis=0), axis=1))])
 
 
-def _box(ax: object, T: SE3, size: tuple[float, ...]) -> None:
+def _box(ax: Axes, T: SE3, size: tuple[float, ...]) -> None:
     """Wire-frame of an obstacle standing on its pose."""
     x, y, h = size[0] / 2, size[1] / 2, size[2]
     corners = np.array([[sx * x, sy * y, z] for z in (0.0, h) for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1))])
     w = (np.asarray(T.A) @ np.c_[corners, np.ones(8)].T).T[:, :3]
     for a, b in ((0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4), (0, 4), (1, 5), (2, 6), (3, 7)):
-        ax.plot(*zip(w[a], w[b]), color="firebrick", lw=1)  # type: ignore[attr-defined]
+        ax.plot(*zip(w[a], w[b]), color="firebrick", lw=1)  # a 3-D Axes: x, y and z

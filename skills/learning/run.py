@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from spatialmath import SE3
@@ -23,6 +24,8 @@ from robocell.skills.placement import check_placed, free_slot, placement
 from robocell.skills.learning.model import LearnedSkill, MotionModel
 from robocell.skills.learning.segment import path_frame, pq_of, se3_of, target_kind
 from robocell.skills.registry import ObjectName, SkillSpec, TargetName, _spec_from_function
+if TYPE_CHECKING:
+    from robocell.trajectory import JointTrajectory
 
 # Waypoints are 10 ms apart: an IK error of 1 mm between neighbours reads as ~10 rad/s^2 of
 # joint acceleration, so a rolled-out path is solved ten times tighter than a single target.
@@ -279,7 +282,7 @@ def plan_world(skill: LearnedSkill, obj_spec: ObjectSpec, T_obj: SE3, T_tgt: SE3
     return out
 
 
-def retimed(ctx: SkillContext, t: np.ndarray, q: np.ndarray, tcp: np.ndarray):  # type: ignore[no-untyped-def]
+def retimed(ctx: SkillContext, t: np.ndarray, q: np.ndarray, tcp: np.ndarray) -> JointTrajectory:
     """The joint path on the demonstrated timing, slowed down uniformly where it would break a limit."""
     from robocell.trajectory import timed_trajectory
 
