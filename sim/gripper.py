@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from robocell.arm import Gripper
+from robocell.core.arm import Gripper
 from robocell.errors import ConfigError, MotionError, ProtectiveStop
 
 from robocell.sim.arm import SimArm, joint_indices

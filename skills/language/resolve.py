@@ -14,7 +14,7 @@ from robocell.skills.language import lexicon as lx
 from robocell.skills.language.parse import NounPhrase
 
 if TYPE_CHECKING:
-    from robocell.cellfile import CellSpec
+    from robocell.cellfile.spec import CellSpec
 
 
 @dataclass

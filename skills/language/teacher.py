@@ -23,7 +23,7 @@ from robocell.skills.program import Program, Step
 from robocell.skills.registry import SkillRegistry, SkillSpec
 
 if TYPE_CHECKING:
-    from robocell.cellfile import CellSpec
+    from robocell.cellfile.spec import CellSpec
 
 # what a built-in skill does to the gripper's load, for 'it' and for choosing place vs pick_and_place
 HOLDS = frozenset({"pick"})
@@ -207,14 +207,14 @@ class Teacher:
 # ---- helpers ------------------------------------------------------------------------------
 def _spec(cell: CellSpec | str | Path) -> CellSpec:
     if isinstance(cell, (str, Path)):
-        from robocell.cellfile import load_cell_spec
+        from robocell.cellfile.spec import load_cell_spec
 
         return load_cell_spec(cell)
     return cell
 
 
 def _palette() -> set[str]:
-    from robocell.cellfile_types import PALETTE
+    from robocell.cellfile.types import PALETTE
 
     return set(PALETTE)
 

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from spatialmath import SE3
 
-from robocell.arm import Arm, ArmState, Gripper, Mode, MotionHandle, MotionResult
-from robocell.cell import Cell
+from robocell.core.arm import Arm, ArmState, Gripper, Mode, MotionHandle, MotionResult
+from robocell.core.cell import Cell
 from robocell.errors import ConfigError, MotionCancelled, SafetyViolation, UnreachableError
-from robocell.trajectory import timed_trajectory
+from robocell.motion.trajectory import timed_trajectory
 
 from tests.conftest import KUKA, TABLETOP
 from robocell.hardware.spawn import ServerProcess
