@@ -368,6 +368,6 @@ def load_cell_spec(path: str | Path) -> CellSpec:
 
 def describe(spec: CellSpec) -> str:
     """A human summary of a cell, for ``robocell cell check``."""
-    from robocell.cellfile.describe import describe as _describe
+    from robocell.cellfile.description import describe as _describe
 
     return _describe(spec)
