@@ -5,7 +5,7 @@ driver paced at 1 kHz, the real ``Executor`` tracking servo setpoints, the state
 msgpack-packed every tick and published at 250 Hz. Beside it runs the server's other work: a
 command thread decoding, checking and answering 2000 requests/s from a real ZeroMQ load client
 (state reads, a 500-point ``follow`` every 50th), a planner thread planning a move (IK, linear
-or joint-space, ``robocell.planning.plan_pose``) every 50 ms, reference cycles for the collector.
+or joint-space, ``robocell.motion.planning.plan_pose``) every 50 ms, reference cycles for the collector.
 A Python client streams servo setpoints at 1 kHz.
 
   A       the loop is a thread of the command process (main's design: switch interval 0.2 ms, gc.freeze)

@@ -24,9 +24,9 @@ import os
 import time
 from pathlib import Path
 
-from robocell.eval_run import EvalPlan, prepare, run_plan
-from robocell.evaluate import TrialResult
-from robocell.trial import EvalTarget
+from robocell.eval.run import EvalPlan, prepare, run_plan
+from robocell.eval.evaluate import TrialResult
+from robocell.eval.trial import EvalTarget
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAM = ROOT / "examples" / "programs" / "pick_place_red.yaml"
@@ -114,7 +114,7 @@ def worker_memory_mb() -> float:
     import sys
 
     code = ("import resource, sys\n"
-            "from robocell.trial import EvalTarget, TrialJob, execute\n"
+            "from robocell.eval.trial import EvalTarget, TrialJob, execute\n"
             f"execute(TrialJob(EvalTarget.parse([{str(PROGRAM)!r}]), {str(CELL)!r}, 0, 1))\n"
             "sys.stderr.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)

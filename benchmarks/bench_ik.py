@@ -37,8 +37,8 @@ def main() -> None:
 
     warnings.simplefilter("ignore", DeprecationWarning)
     from robocell.errors import UnreachableError
-    from robocell.kinematics import Kinematics
-    from robocell.models import get_model
+    from robocell.motion.kinematics import Kinematics
+    from robocell.motion.arm_models import get_model
 
     model = get_model(args.model)
     t0 = time.perf_counter()

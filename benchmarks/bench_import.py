@@ -28,7 +28,7 @@ def main() -> None:
     args = ap.parse_args()
     bare = timed("pass", args.repeats)
     imp = timed("import robocell", args.repeats)
-    cli = timed("import sys; sys.argv=['robocell','--help']; import robocell.cli as c; c.main(['--help'])",
+    cli = timed("import sys; sys.argv=['robocell','--help']; import robocell.cli.main as c; c.main(['--help'])",
                 args.repeats)
     print(f"bare interpreter      : {bare * 1000:7.1f} ms")
     print(f"import robocell       : {imp * 1000:7.1f} ms  (+{(imp - bare) * 1000:.1f} ms, {imp / bare:.2f}x bare)")

@@ -59,9 +59,9 @@ TASKS = (
 
 
 def record_demo(task: Task, seed: int | None, rng_seed: int):  # type: ignore[no-untyped-def]
-    from robocell.cell import Cell
-    from robocell.demo_scripts import human_like_pick_place, slot_release
-    from robocell.recording import record
+    from robocell.core.cell import Cell
+    from robocell.recording.demo_scripts import human_like_pick_place, slot_release
+    from robocell.recording.recorder import record
 
     cell_file = str(ROOT / task.cell)
     with Cell.load(cell_file, seed=seed) as cell:
@@ -89,10 +89,10 @@ def baseline_fit(tasks) -> float:  # type: ignore[no-untyped-def]
 
 def executed_error(task: Task, seed: int | None, demo, lib: Path, name: str) -> float:  # type: ignore[no-untyped-def]
     """Run the learned skill in the demonstration's own scene, record it, compare paths segment by segment."""
-    from robocell.cell import Cell
-    from robocell.cellfile import load_cell_spec
-    from robocell.recording import record
-    from robocell.runner import load_registry
+    from robocell.core.cell import Cell
+    from robocell.cellfile.spec import load_cell_spec
+    from robocell.recording.recorder import record
+    from robocell.run.runner import load_registry
     from robocell.skills import Skills
     from robocell.skills.learning.segment import segment_demo
 
@@ -119,8 +119,8 @@ def executed_error(task: Task, seed: int | None, demo, lib: Path, name: str) -> 
 
 
 def generalise(task: Task, skill: str, lib: Path | None, trials: int, workers: int):  # type: ignore[no-untyped-def]
-    from robocell.eval_run import EvalPlan, run_plan
-    from robocell.trial import EvalTarget
+    from robocell.eval.run import EvalPlan, run_plan
+    from robocell.eval.trial import EvalTarget
 
     target = EvalTarget.parse([skill, f"object={task.object}", f"target={task.target}"])
     plan = EvalPlan(target=target, cell=str(ROOT / task.cell), trials=trials, workers=workers, seed=4000,
@@ -136,7 +136,7 @@ def main() -> int:
     ap.add_argument("--tasks", nargs="*", default=[t.name for t in TASKS])
     args = ap.parse_args()
 
-    from robocell.cellfile import load_cell_spec
+    from robocell.cellfile.spec import load_cell_spec
     from robocell.skills.learning import learn
 
     for task in (t for t in TASKS if t.name in args.tasks):

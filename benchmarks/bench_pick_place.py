@@ -15,7 +15,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from robocell.evaluate import TrialResult, run_trial, trial_seeds
+from robocell.eval.evaluate import TrialResult, run_trial, trial_seeds
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAM = ROOT / "examples" / "programs" / "pick_place_red.yaml"

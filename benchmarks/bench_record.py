@@ -2,7 +2,7 @@
 
 A server with the sim driver publishes state at 1 kHz in another process.
 Baseline: a thread that only reads the stream (``Connection.next_state``) for
-the same time.  Then ``robocell.recording.record`` at 100, 250 and 500 Hz for
+the same time.  Then ``robocell.recording.recorder.record`` at 100, 250 and 500 Hz for
 ``--seconds`` each while a client streams a slow joint motion (so the samples
 change): achieved rate on the server clock, lost samples (periods without a
 sample), and the recorder thread's CPU time per state read and per sample
@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from robocell.cell import Cell
+from robocell.core.cell import Cell
 from robocell.hardware.client import Connection
 from robocell.hardware.spawn import ServerProcess
-from robocell.recording import record
+from robocell.recording.recorder import record
 
 ROOT = Path(__file__).resolve().parents[1]
 CELL = ROOT / "examples" / "cells" / "tabletop.yaml"

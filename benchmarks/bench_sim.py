@@ -55,10 +55,10 @@ class RecordingPyBullet:
 
 def load(seed: int, cell_path: Path = CELL, keep_out: bool = True) -> Any:
     """The cell with ``seed``; ``keep_out=False`` switches every fixture's keep-out check off."""
-    from robocell.backends import create_backend
-    from robocell.cell import Cell
-    from robocell.cellfile import load_cell_spec
-    from robocell.randomization import place_fixtures
+    from robocell.core.backends import create_backend
+    from robocell.core.cell import Cell
+    from robocell.cellfile.spec import load_cell_spec
+    from robocell.cellfile.randomization import place_fixtures
 
     spec = place_fixtures(load_cell_spec(cell_path), seed)
     if not keep_out:

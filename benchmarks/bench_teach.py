@@ -19,7 +19,7 @@ CELLS = {"tabletop": ROOT / "examples/cells/tabletop.yaml", "kuka": ROOT / "exam
 
 
 def main() -> None:
-    from robocell.cellfile import load_cell_spec
+    from robocell.cellfile.spec import load_cell_spec
     from robocell.errors import RobocellError
     from robocell.skills.language import LanguageModel, Teacher
     from robocell.skills.language.promptset import load_cases, score_cases

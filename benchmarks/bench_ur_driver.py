@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
-    from robocell.cellfile import load_cell_spec
+    from robocell.cellfile.spec import load_cell_spec
     from robocell.hardware.drivers.ur import URDriver
     from tests.hardware.fake_ur import FakeConnections, FakeURCap
 

@@ -71,8 +71,8 @@ class Parts:
 
 
 def parts() -> Parts:
-    from robocell.cellfile import load_cell_spec
-    from robocell.kinematics_setup import arm_parts
+    from robocell.cellfile.spec import load_cell_spec
+    from robocell.motion.kinematics_setup import arm_parts
 
     spec = load_cell_spec(CELL)
     arm = spec.arms[0]
@@ -339,7 +339,7 @@ class Planner:
     """The planner thread: a joint or linear plan every PLAN_PERIOD, and the checks of follow requests."""
 
     def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], p: Parts, q0: np.ndarray, wake: str) -> None:
-        from robocell.kinematics_setup import arm_parts
+        from robocell.motion.kinematics_setup import arm_parts
 
         arm = next(a for a in p.spec.arms if a.name == p.arm)
         _, self.kin, _ = arm_parts(arm)  # the planner's own solver, as in the server
@@ -355,7 +355,7 @@ class Planner:
 
         from robocell.errors import RobocellError
         from robocell.hardware.protocol import Code, pack, reply
-        from robocell.planning import check_motion, plan_pose
+        from robocell.motion.planning import check_motion, plan_pose
 
         p = self.p
         push = socket(self.ctx, zmq.PUSH)
@@ -452,7 +452,7 @@ class Commands:
         from robocell.hardware.protocol import (
             Code, WireError, get_matrix, get_vector, pack, packed_reply, parse_request, reply, unpack,
         )
-        from robocell.trajectory import timed_trajectory
+        from robocell.motion.trajectory import timed_trajectory
 
         make_cycles(CYCLES_PER_REQUEST)
         ident, raw = frames[0], frames[-1]
@@ -524,7 +524,7 @@ def ready(info: dict[str, Any]) -> None:
 def role_server(a: argparse.Namespace) -> None:
     """A: the loop thread beside the command and planner threads, one process, as on main."""
     from robocell.hardware.drivers.sim import SimDriver
-    from robocell.kinematics_setup import arm_parts
+    from robocell.motion.kinematics_setup import arm_parts
 
     # fifo-all: the whole process real-time from the start, as `chrt --fifo 80 robocell serve`
     # (every thread inherits it); fifo: the control thread alone

@@ -35,7 +35,7 @@ def main(program: Path = PROGRAM, watchdog: float = WATCHDOG) -> int:
     from robocell import Cell
     from robocell.errors import RobocellError
     from robocell.hardware.spawn import ServerProcess
-    from robocell.runner import load_registry, run_file
+    from robocell.run.runner import load_registry, run_file
 
     # `robocell serve` in another process, random loopback port
     server = ServerProcess(CELL, "--watchdog", str(watchdog), "--liveness", str(watchdog)).start()

@@ -8,9 +8,9 @@ the state message, the audit log.
 
 from __future__ import annotations
 
-from robocell.planning import MIN_SPEED as MIN_SPEED
-from robocell.trajectory import MAX_MOTION_DURATION as MAX_MOTION_DURATION
-from robocell.trajectory import MAX_TRAJECTORY_SAMPLES as MAX_TRAJECTORY_SAMPLES
+from robocell.motion.planning import MIN_SPEED as MIN_SPEED
+from robocell.motion.trajectory import MAX_MOTION_DURATION as MAX_MOTION_DURATION
+from robocell.motion.trajectory import MAX_TRAJECTORY_SAMPLES as MAX_TRAJECTORY_SAMPLES
 
 # ---- messages (checked before decoding, or by the decoder)
 MAX_FOLLOW_MESSAGE = 1024 * 1024  # bytes in a `follow` request frame (60 s at 100 Hz for 7 joints is ~0.8 MB)
@@ -33,7 +33,7 @@ MAX_WAITING_RETRIES = 16  # retries of one command id waiting for its first repl
 # ---- numeric ranges of request fields
 MAX_DEADLINE = 3600.0  # s
 # MIN_SPEED (fraction of the limits), MAX_MOTION_DURATION (s) and MAX_TRAJECTORY_SAMPLES are the core
-# planners' own (robocell.planning, robocell.trajectory): simulated and served arms refuse the same moves.
+# planners' own (robocell.motion.planning, robocell.motion.trajectory): simulated and served arms refuse the same moves.
 MIN_SAMPLE_INTERVAL = 1e-4  # s between successive `follow` sample times
 SERVO_DT = (0.0002, 1.0)  # s: the servo stream's period
 MAX_GRIPPER_FORCE = 200.0  # N

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from robocell.arm import Mode
+from robocell.core.arm import Mode
 from robocell.hardware.bounds import MAX_FAULTS
 from robocell.hardware.driver import Driver, DriverState
 from robocell.hardware.executor import Executor, Motion, Status
@@ -30,8 +30,8 @@ from robocell.hardware.faults import LatchedFaults
 from robocell.hardware.lease import Lease, LeaseKeeper, Lost
 from robocell.hardware.protocol import VERSION, Code, WireError, pack
 from robocell.hardware.telemetry import FIELD, TELEMETRY_PERIOD, WINDOWS_KEPT, TickWindow, with_field
-from robocell.kinematics import Kinematics
-from robocell.safety import SafetyEnvelope
+from robocell.motion.kinematics import Kinematics
+from robocell.motion.safety import SafetyEnvelope
 
 T = TypeVar("T")
 TICK_HISTORY = 20_000  # tick intervals kept for the jitter statistics

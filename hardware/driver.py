@@ -29,7 +29,7 @@ import numpy as np
 from robocell.errors import BackendError
 
 if TYPE_CHECKING:
-    from robocell.cellfile import CellSpec
+    from robocell.cellfile.spec import CellSpec
 
 BUILTIN_DRIVERS: Mapping[str, str] = {
     "sim": "robocell.hardware.drivers.sim:SimDriver",

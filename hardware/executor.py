@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from robocell.safety import SafetyEnvelope
-from robocell.trajectory import JointTrajectory, plan_stop
+from robocell.motion.safety import SafetyEnvelope
+from robocell.motion.trajectory import JointTrajectory, plan_stop
 
 SETTLE_SPEED = 0.02  # rad/s: below this on every joint the arm counts as at rest
 SETTLE_TIMEOUT = 1.0  # s after a trajectory ends before its motion is declared finished anyway

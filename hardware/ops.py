@@ -29,8 +29,8 @@ from robocell.hardware.protocol import (
     MAX_ARRAY, VERSION, Code, Request, WireError, check_args, get_bool, get_float, get_matrix, get_pose,
     describe, get_str, get_vector, reply,
 )
-from robocell.planning import check_follow_start, check_motion, plan_joints, plan_pose
-from robocell.trajectory import JointTrajectory, timed_trajectory
+from robocell.motion.planning import check_follow_start, check_motion, plan_joints, plan_pose
+from robocell.motion.trajectory import JointTrajectory, timed_trajectory
 
 if TYPE_CHECKING:
     from robocell.hardware.driver import DriverState

@@ -16,18 +16,18 @@ import numpy as np
 from numpy.typing import ArrayLike
 from spatialmath import SE3
 
-from robocell.arm import Arm, ArmState, Gripper, Mode, MotionResult
+from robocell.core.arm import Arm, ArmState, Gripper, Mode, MotionResult
 from robocell.errors import BackendError, ConfigError, ConnectionLost, MotionError
 from robocell.hardware.client import Connection
 from robocell.hardware.connect import DEFAULT_CONNECT_TIMEOUT
-from robocell.kinematics_setup import arm_parts
-from robocell.planning import check_follow_start, speed_factor
+from robocell.motion.kinematics_setup import arm_parts
+from robocell.motion.planning import check_follow_start, speed_factor
 
 if TYPE_CHECKING:
-    from robocell.cellfile import CellSpec
+    from robocell.cellfile.spec import CellSpec
     from robocell.hardware.sampling import RemoteSampler
-    from robocell.recording import SampleSink
-    from robocell.trajectory import JointTrajectory
+    from robocell.recording.recorder import SampleSink
+    from robocell.motion.trajectory import JointTrajectory
 
 SETTLE_MARGIN = 2.5  # s past a trajectory's duration before a wait gives up (server settles within 1 s)
 
@@ -358,7 +358,7 @@ class RemoteBackend:
 
 
 def create(spec: CellSpec, address: str, **options: Any) -> RemoteBackend:
-    """Factory for ``tcp://host:port`` (and ``ipc://``) in :func:`robocell.backends.create_backend`."""
+    """Factory for ``tcp://host:port`` (and ``ipc://``) in :func:`robocell.core.backends.create_backend`."""
     for sim_only in ("gui", "realtime", "record", "camera"):
         if options.pop(sim_only, None):
             raise ConfigError(f"option '{sim_only}' only applies to the simulator; "

@@ -23,7 +23,7 @@ from robocell.errors import BackendError, ConfigError
 
 if TYPE_CHECKING:
     from robocell.hardware.client import Connection
-    from robocell.recording import SampleSink
+    from robocell.recording.recorder import SampleSink
 
 
 class RemoteSampler:

@@ -54,7 +54,7 @@ def generate(folder: str | Path, client_name: str = "client") -> list[Path]:
     """Create server and client key pairs and authorise the client; never overwrites."""
     import zmq.auth
 
-    from robocell.outputs import check_output
+    from robocell.core.outputs import check_output
 
     d = Path(folder)
     for name in ("server", client_name):

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import zmq
 
-from robocell.cellfile import CellSpec
+from robocell.cellfile.spec import CellSpec
 from robocell.errors import ConfigError, RobocellError, ServerFailure
 from robocell.hardware import ops
 from robocell.hardware.audit import AuditLog
@@ -57,7 +57,7 @@ from robocell.hardware.ratelimit import RateLimiter, cost
 from robocell.hardware.replycache import ReplyCache
 from robocell.hardware.security import AllowList, ServerKeys, check_bind
 from robocell.hardware.telemetry import TELEMETRY_PERIOD, TelemetryThread, Traffic
-from robocell.kinematics_setup import arm_parts
+from robocell.motion.kinematics_setup import arm_parts
 
 READ_ONLY_OPS = frozenset({"hello", "state", "motion", "world", "stats", "heartbeat"})
 STOP_TIMEOUT = 3.0  # s a fail-stop waits for the controlled deceleration before the driver's own stop

@@ -26,8 +26,8 @@ from robocell.errors import (
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from robocell.arm import Arm, ArmState, Gripper, Mode, MotionResult
-    from robocell.cell import Cell
+    from robocell.core.arm import Arm, ArmState, Gripper, Mode, MotionResult
+    from robocell.core.cell import Cell
 
 __all__ = [
     "Arm", "ArmState", "BackendError", "Cell", "CellFileError", "ConfigError", "Gripper",
@@ -37,12 +37,12 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Cell": "robocell.cell",
-    "Arm": "robocell.arm",
-    "ArmState": "robocell.arm",
-    "Gripper": "robocell.arm",
-    "Mode": "robocell.arm",
-    "MotionResult": "robocell.arm",
+    "Cell": "robocell.core.cell",
+    "Arm": "robocell.core.arm",
+    "ArmState": "robocell.core.arm",
+    "Gripper": "robocell.core.arm",
+    "Mode": "robocell.core.arm",
+    "MotionResult": "robocell.core.arm",
 }
 
 

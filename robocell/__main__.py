@@ -2,6 +2,6 @@
 
 import sys
 
-from robocell.cli import main
+from robocell.cli.main import main
 
 sys.exit(main())

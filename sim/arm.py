@@ -8,15 +8,15 @@ import numpy as np
 from numpy.typing import ArrayLike
 from spatialmath import SE3
 
-from robocell.arm import Arm, ArmState, Mode, MotionResult
+from robocell.core.arm import Arm, ArmState, Mode, MotionResult
 from robocell.errors import ConfigError, MotionError, ProtectiveStop
-from robocell.trajectory import JointTrajectory, plan_stop
+from robocell.motion.trajectory import JointTrajectory, plan_stop
 
 from robocell.sim.world import Controller, SimWorld, se3_from_pq
 
 if TYPE_CHECKING:
-    from robocell.kinematics import Kinematics
-    from robocell.safety import SafetyEnvelope
+    from robocell.motion.kinematics import Kinematics
+    from robocell.motion.safety import SafetyEnvelope
 
 SETTLE_TIMEOUT = 1.0  # s after the trajectory ends before a motion is declared finished anyway
 SETTLE_SPEED = 0.02  # rad/s: below this on every joint the arm counts as at rest

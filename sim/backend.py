@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from spatialmath import SE3
 
-from robocell.arm import Arm, Gripper
+from robocell.core.arm import Arm, Gripper
 from robocell.errors import ConfigError
-from robocell.kinematics_setup import arm_parts
+from robocell.motion.kinematics_setup import arm_parts
 
 from robocell.sim.arm import SimArm
 from robocell.sim.camera import GifRecorder, render
@@ -19,8 +19,8 @@ from robocell.sim.keepout import KeepOutMonitor
 from robocell.sim.world import SimWorld
 
 if TYPE_CHECKING:
-    from robocell.cellfile import CellSpec
-    from robocell.recording import SampleSink
+    from robocell.cellfile.spec import CellSpec
+    from robocell.recording.recorder import SampleSink
     from robocell.sim.sampling import SimSampler
 
 
@@ -105,7 +105,7 @@ def _ignore(fault: str) -> None:
 
 
 def create(spec: CellSpec, address: str, **options: Any) -> SimBackend:
-    """Factory used by :func:`robocell.backends.create_backend` for ``sim``.
+    """Factory used by :func:`robocell.core.backends.create_backend` for ``sim``.
 
     ``options`` are the keywords of :class:`SimBackend` (passed on unchecked: an unknown one is
     Python's TypeError naming it, a wrong type SimBackend's own error).

@@ -10,7 +10,7 @@ import numpy as np
 from robocell.errors import ConfigError
 
 if TYPE_CHECKING:
-    from robocell.cellfile import CameraSpec
+    from robocell.cellfile.spec import CameraSpec
     from robocell.sim.world import SimWorld
 
 

@@ -13,7 +13,7 @@ from typing import Literal, overload
 
 import numpy as np
 
-from robocell.arm import Gripper
+from robocell.core.arm import Gripper
 from robocell.errors import ConfigError, MotionError, ProtectiveStop
 
 from robocell.sim.arm import SimArm, joint_indices

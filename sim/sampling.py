@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from robocell.errors import ConfigError
 
 if TYPE_CHECKING:
-    from robocell.recording import SampleSink
+    from robocell.recording.recorder import SampleSink
     from robocell.sim.arm import SimArm
     from robocell.sim.gripper import SimGripper
     from robocell.sim.world import SimWorld

@@ -27,7 +27,7 @@ from spatialmath import SE3
 from robocell.errors import BackendError, ConfigError, KinematicsError, SafetyViolation
 
 if TYPE_CHECKING:
-    from robocell.cell import Cell
+    from robocell.core.cell import Cell
     from robocell.sim.world import SimWorld
 
 JOINT_SPEED_SHARE = 0.9  # of the envelope's joint speed limit, per servo step

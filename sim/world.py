@@ -22,7 +22,7 @@ from robocell.errors import BackendError, ConfigError
 from robocell.sim.gui import REMEDY, CameraView, camera_was_reset, display_held, frame_cell, set_camera, show_sliders
 
 if TYPE_CHECKING:
-    from robocell.cellfile import CellSpec, FixtureSpec, ObjectSpec
+    from robocell.cellfile.spec import CellSpec, FixtureSpec, ObjectSpec
 
 REALTIME_SLIP = 0.05  # s behind the wall clock after which real-time pacing restarts from now
 CAMERA_GUARD = 30.0  # s of wall time after framing during which a camera put back by PyBullet is reframed

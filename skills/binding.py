@@ -15,7 +15,7 @@ from robocell.errors import SkillError
 from robocell.skills.registry import Param, SkillSpec
 
 if TYPE_CHECKING:
-    from robocell.cellfile import CellSpec
+    from robocell.cellfile.spec import CellSpec
 
 
 @dataclass(frozen=True)

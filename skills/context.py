@@ -13,8 +13,8 @@ from robocell.skills.binding import CellNames, bind
 from robocell.skills.registry import SkillRegistry
 
 if TYPE_CHECKING:
-    from robocell.arm import Arm, Gripper
-    from robocell.cell import Cell
+    from robocell.core.arm import Arm, Gripper
+    from robocell.core.cell import Cell
 
 
 def _quiet(message: str) -> None:

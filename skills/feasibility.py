@@ -12,9 +12,9 @@ from collections.abc import Sequence
 import numpy as np
 from spatialmath import SE3
 
-from robocell.arm import Arm
+from robocell.core.arm import Arm
 from robocell.errors import RobocellError
-from robocell.planning import plan_pose
+from robocell.motion.planning import plan_pose
 
 MIN_JOINT_MARGIN = 0.15  # rad: closer than this to a joint limit leaves the wrist no room to correct
 

@@ -10,7 +10,7 @@ import numpy as np
 from spatialmath import SE3
 
 if TYPE_CHECKING:
-    from robocell.cellfile import FixtureSpec, ObjectSpec
+    from robocell.cellfile.spec import FixtureSpec, ObjectSpec
 
 FINGER_CLEARANCE = 0.02  # m: keep the TCP this far above the table so fingertips clear it
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from spatialmath import SE3
 
-from robocell.cellfile import FixtureSpec, ObjectSpec
+from robocell.cellfile.spec import FixtureSpec, ObjectSpec
 from robocell.errors import SkillFailed
 from robocell.skills.context import SkillContext
 from robocell.skills.geometry import floor_z, footprint_reach, lowest_z, slot_cell

@@ -21,12 +21,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from robocell.errors import ProgramError, SkillError, SkillFailed
-from robocell.yamlio import dump_yaml, load_yaml
+from robocell.cellfile.yamlio import dump_yaml, load_yaml
 from robocell.skills.binding import CellNames, bind
 from robocell.skills.registry import SkillRegistry
 
 if TYPE_CHECKING:
-    from robocell.cellfile import CellSpec
+    from robocell.cellfile.spec import CellSpec
     from robocell.skills.context import SkillContext
 
 

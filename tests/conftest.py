@@ -13,12 +13,12 @@ KUKA = ROOT / "examples" / "cells" / "kuka.yaml"
 
 
 # --hardware-backend (alias of --robocell-backend) and the 'hardware' marker's skip
-# come from the robocell pytest plugin, robocell/pytest_plugin.py.
+# come from the robocell pytest plugin, robocell/testing/plugin.py.
 
 
 @pytest.fixture
 def tabletop() -> Iterator[object]:
-    from robocell.cell import Cell
+    from robocell.core.cell import Cell
 
     with Cell.load(TABLETOP) as cell:
         yield cell
@@ -26,7 +26,7 @@ def tabletop() -> Iterator[object]:
 
 @pytest.fixture
 def kuka() -> Iterator[object]:
-    from robocell.cell import Cell
+    from robocell.core.cell import Cell
 
     with Cell.load(KUKA) as cell:
         yield cell

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from spatialmath import SE3
 
-from robocell.cellfile import CellSpec, PoseSpec, describe, load_cell_spec, parse_cell_spec
+from robocell.cellfile.spec import CellSpec, PoseSpec, describe, load_cell_spec, parse_cell_spec
 from robocell.errors import CellFileError, ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]

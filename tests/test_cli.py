@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from robocell.cli import main
+from robocell.cli.main import main
 
 from tests.conftest import KUKA, ROOT, TABLETOP
 
@@ -88,7 +88,7 @@ def test_eval_json_and_replay_by_seed(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_eval_trials_are_deterministic() -> None:
-    from robocell.evaluate import run_trial, trial_seeds
+    from robocell.eval.evaluate import run_trial, trial_seeds
 
     seed = trial_seeds(3, 1)[0]
     a = run_trial(TABLETOP, PROGRAMS / "pick_place_red.yaml", seed)
@@ -115,7 +115,7 @@ def test_console_script_help_is_fast_and_light() -> None:
                          timeout=60, check=True)
     assert "run" in out.stdout and "eval" in out.stdout and "demo" in out.stdout
     probe = subprocess.run(
-        [sys.executable, "-c", "import sys, robocell, robocell.cli; "
+        [sys.executable, "-c", "import sys, robocell, robocell.cli.main; "
          "print(sorted(m for m in ('pybullet','torch','roboticstoolbox','transformers') if m in sys.modules))"],
         capture_output=True, text=True, timeout=60, check=True)
     assert probe.stdout.strip() == "[]"

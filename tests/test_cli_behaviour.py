@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from robocell.cli import main
+from robocell.cli.main import main
 
 from tests.conftest import ROOT, TABLETOP
 
@@ -76,7 +76,7 @@ def demonstrate(cell):
 
 
 def test_sigterm_during_record_script_saves_what_was_recorded(tmp_path: Path) -> None:
-    from robocell.demonstration import Demonstration
+    from robocell.recording.demonstration import Demonstration
 
     script, out = tmp_path / "slow.py", tmp_path / "demo.npz"
     script.write_text(SLOW_DEMO)
@@ -200,7 +200,7 @@ def test_billion_laughs_cell_file_is_refused_at_once(tmp_path: Path) -> None:
 
 
 def test_recursive_alias_is_refused(tmp_path: Path) -> None:
-    from robocell.yamlio import DocumentTooLarge, load_yaml
+    from robocell.cellfile.yamlio import DocumentTooLarge, load_yaml
 
     with pytest.raises(DocumentTooLarge, match="recursive anchor"):
         load_yaml("a: &a [1, *a]\n")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from robocell.cli import main
+from robocell.cli.main import main
 
 from tests.conftest import ROOT, TABLETOP
 
@@ -28,8 +28,8 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str
 @pytest.fixture(scope="module")
 def demo_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A short, real recording (the arm waits): enough for `learn` to read it and check its outputs."""
-    from robocell.cell import Cell
-    from robocell.recording import record
+    from robocell.core.cell import Cell
+    from robocell.recording.recorder import record
 
     out = tmp_path_factory.mktemp("demo") / "wait.npz"
     with Cell.load(TABLETOP) as cell:
@@ -137,7 +137,7 @@ def test_a_non_empty_report_folder_needs_force(capsys: pytest.CaptureFixture[str
 
 
 def test_an_audit_log_is_appended_to(tmp_path: Path) -> None:
-    from robocell.outputs import check_output
+    from robocell.core.outputs import check_output
 
     log = tmp_path / "audit.jsonl"
     log.write_text('{"earlier": true}\n')

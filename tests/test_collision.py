@@ -7,13 +7,13 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from robocell.arm import Mode
-from robocell.cell import Cell
-from robocell.cellfile import parse_cell_spec
+from robocell.core.arm import Mode
+from robocell.core.cell import Cell
+from robocell.cellfile.spec import parse_cell_spec
 from robocell.errors import MotionCancelled, MotionError, ProtectiveStop, SkillFailed
 from robocell.skills import SkillContext
 from robocell.skills.geometry import top_down
-from robocell.yamlio import load_yaml
+from robocell.cellfile.yamlio import load_yaml
 
 from tests.test_obstacles import WALL
 
@@ -90,7 +90,7 @@ def test_without_keep_out_nothing_watches() -> None:
     data = load_yaml(WALL.read_text())
     data["fixtures"][0]["keep_out"] = False
     spec = parse_cell_spec(data, "wall-no-keep-out", WALL.parent)
-    from robocell.backends import create_backend
+    from robocell.core.backends import create_backend
 
     with Cell(spec, create_backend(spec, "sim")) as cell:
         assert cell.backend.keep_out is None  # type: ignore[attr-defined]
@@ -103,7 +103,7 @@ def test_without_keep_out_nothing_watches() -> None:
 
 
 def test_sim_driver_reports_a_collision_once_as_a_hardware_fault() -> None:
-    from robocell.cellfile import load_cell_spec
+    from robocell.cellfile.spec import load_cell_spec
     from robocell.hardware.drivers.sim import SimDriver
 
     driver = SimDriver(load_cell_spec(WALL), "panda")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from spatialmath import SE3
 
-from robocell.cellfile import load_cell_spec
-from robocell.demonstration import Demonstration, Provenance
+from robocell.cellfile.spec import load_cell_spec
+from robocell.recording.demonstration import Demonstration, Provenance
 from robocell.errors import DemoError
 
 from tests.conftest import KUKA, TABLETOP

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from robocell.cli import main
+from robocell.cli.main import main
 
 from tests.conftest import ROOT, TABLETOP
 
@@ -133,7 +133,7 @@ def test_mistakes_exit_2_with_a_message(capsys: pytest.CaptureFixture[str], args
 
 
 def test_shards_split_the_trials_between_drivers(capsys: pytest.CaptureFixture[str]) -> None:
-    from robocell.evaluate import trial_seeds
+    from robocell.eval.evaluate import trial_seeds
 
     seen = []
     for shard in ("0/2", "1/2"):
@@ -143,8 +143,8 @@ def test_shards_split_the_trials_between_drivers(capsys: pytest.CaptureFixture[s
         assert code == 0 and data["shard"] == shard and data["successes"] == data["trials"]
         seen.append(data["trials"])
     assert seen == [3, 2]  # trials 0, 2, 4 and 1, 3: together the 5 trials of one unsharded run
-    from robocell.eval_run import EvalPlan, prepare
-    from robocell.trial import EvalTarget
+    from robocell.eval.run import EvalPlan, prepare
+    from robocell.eval.trial import EvalTarget
 
     jobs = [j for shard in ((0, 2), (1, 2))
             for j in prepare(EvalPlan(EvalTarget.parse(["home"]), str(TABLETOP), 5, 3, shard=shard))]

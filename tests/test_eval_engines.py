@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from robocell.eval_run import EvalPlan, run_plan
-from robocell.trial import EvalTarget
+from robocell.eval.run import EvalPlan, run_plan
+from robocell.eval.trial import EvalTarget
 
 from tests.conftest import TABLETOP
 
@@ -81,7 +81,7 @@ def test_ray_engine_gives_the_same_outcomes(local_chaos_run) -> None:
 
 
 def test_ray_engine_without_ray_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    from robocell.engine_ray import RayEngine
+    from robocell.eval.engines.ray import RayEngine
     from robocell.errors import ConfigError
 
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed

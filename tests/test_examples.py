@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from robocell.cli import main
+from robocell.cli.main import main
 
 from tests.conftest import KUKA, ROOT, TABLETOP
 

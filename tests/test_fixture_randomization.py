@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from spatialmath import SE3
 
-from robocell.cell import Cell
-from robocell.cellfile import CellSpec, load_cell_spec, parse_cell_spec
-from robocell.randomization import RandomizationSpec, place_fixtures
+from robocell.core.cell import Cell
+from robocell.cellfile.spec import CellSpec, load_cell_spec, parse_cell_spec
+from robocell.cellfile.randomization import RandomizationSpec, place_fixtures
 from robocell.sim.world import se3_from_pq
-from robocell.trial import EvalTarget, TrialJob, _load
-from robocell.yamlio import load_yaml
+from robocell.eval.trial import EvalTarget, TrialJob, _load
+from robocell.cellfile.yamlio import load_yaml
 
 from tests.test_obstacles import MOVING, WALL
 
@@ -56,7 +56,7 @@ def test_same_seed_same_fixture_pose_within_the_region() -> None:
 
 
 def test_object_poses_of_a_seed_do_not_change_when_fixtures_move() -> None:
-    from robocell.backends import create_backend
+    from robocell.core.backends import create_backend
 
     for seed in (0, 7):
         moving = create_backend(place_fixtures(load_cell_spec(MOVING), seed), "sim", seed=seed)
@@ -93,7 +93,7 @@ def test_cell_load_with_a_seed_gives_the_program_the_drawn_fixture_pose() -> Non
 
 
 def test_frames_parented_to_a_moved_fixture_follow_it() -> None:
-    from robocell.backends import create_backend
+    from robocell.core.backends import create_backend
 
     spec = place_fixtures(_with_frame_on_tray(), 4)
     cell = Cell(spec, create_backend(spec, "sim", seed=4))

@@ -11,8 +11,8 @@ import math
 
 from spatialmath import SE3
 
-from robocell.cellfile import load_cell_spec
-from robocell.evaluate import run_trial, trial_seeds
+from robocell.cellfile.spec import load_cell_spec
+from robocell.eval.evaluate import run_trial, trial_seeds
 
 from tests.conftest import ROOT, TABLETOP
 

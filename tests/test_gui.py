@@ -211,7 +211,7 @@ class Pointer:
 def test_record_gui_shows_the_sliders_and_frames_the_cell(xvfb: str, tmp_path: Path) -> None:
     """The real teleoperation: sliders on screen, the cell framed, a click on the x track moves the arm,
     a click on 'finish recording' ends it and the demonstration is written."""
-    from robocell.demonstration import Demonstration
+    from robocell.recording.demonstration import Demonstration
 
     out = tmp_path / "teleop.npz"
     app = Robocell(["record", "--cell", str(TABLETOP), "--gui", "--out", str(out)], xvfb, tmp_path)

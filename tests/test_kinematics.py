@@ -9,8 +9,8 @@ import pytest
 from spatialmath import SE3
 
 from robocell.errors import ConfigError, KinematicsError, UnreachableError
-from robocell.kinematics import Kinematics
-from robocell.models import get_model
+from robocell.motion.kinematics import Kinematics
+from robocell.motion.arm_models import get_model
 
 MODELS = ["panda", "kuka_iiwa"]
 # a link half way up each arm, to check intermediate frames as well as the TCP

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from robocell.cell import Cell
-from robocell.cli import app
-from robocell.demo_scripts import human_like_pick_place, slot_release
+from robocell.core.cell import Cell
+from robocell.cli.main import app
+from robocell.recording.demo_scripts import human_like_pick_place, slot_release
 from robocell.errors import SkillFailed
-from robocell.recording import record
-from robocell.runner import load_registry
+from robocell.recording.recorder import record
+from robocell.run.runner import load_registry
 from robocell.skills import Skills
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,8 +62,8 @@ def test_learned_skill_refuses_the_wrong_kind_of_target(wall_skill: Path) -> Non
 def test_a_grasp_whose_carry_would_switch_ik_branch_is_replaced_before_the_arm_moves(tmp_path: Path) -> None:
     # Found with benchmarks/bench_learn.py's demonstration and its trial 47: the best-ranked
     # grasp's carry swings joint 1 by 0.6 rad between two waypoints near a joint limit.
-    from robocell.cellfile import load_cell_spec
-    from robocell.demonstration import Demonstration
+    from robocell.cellfile.spec import load_cell_spec
+    from robocell.recording.demonstration import Demonstration
     from robocell.skills.learning import learn
     from robocell.skills.learning import run as learned_run
     from robocell.skills.learning.model import LearnedSkill
@@ -120,7 +120,7 @@ def test_record_learn_and_run_a_pick_and_place(tmp_path: Path) -> None:
 
 
 def test_learn_cli_errors_are_one_paragraph(tmp_path: Path) -> None:
-    from robocell.cli import main
+    from robocell.cli.main import main
 
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip at all")

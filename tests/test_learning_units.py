@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from spatialmath import SE3
 
-from robocell.cellfile import load_cell_spec
-from robocell.demonstration import Demonstration, Provenance
+from robocell.cellfile.spec import load_cell_spec
+from robocell.recording.demonstration import Demonstration, Provenance
 from robocell.errors import DemoError, SkillError
 from robocell.skills.learning import LearnedSkill, learn
 from robocell.skills.learning.primitive import Primitive

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from robocell.cell import Cell
-from robocell.cellfile import describe, load_cell_spec, parse_cell_spec
+from robocell.core.cell import Cell
+from robocell.cellfile.spec import describe, load_cell_spec, parse_cell_spec
 from robocell.errors import CellFileError, ConfigError, LanguageError, SkillFailed
-from robocell.yamlio import load_yaml
+from robocell.cellfile.yamlio import load_yaml
 
 from tests.conftest import ROOT, TABLETOP
 
@@ -84,7 +84,7 @@ def test_fixture_randomize_is_validated_like_an_object_region() -> None:
 def test_example_cells_check_and_describe(path: Path) -> None:
     from typer.testing import CliRunner
 
-    from robocell.cli import app
+    from robocell.cli.main import app
 
     out = CliRunner().invoke(app, ["cell", "check", str(path)])
     assert out.exit_code == 0, out.output

@@ -35,12 +35,12 @@ def test_wheel_installs_and_imports_every_subpackage(tmp_path: Path) -> None:
                                         text=True).strip())
     (site / "zz_test_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     code = (
-        "import robocell, robocell.skills, robocell.sim, robocell.hardware, robocell.sim.backend, robocell.cli\n"
+        "import robocell, robocell.skills, robocell.sim, robocell.hardware, robocell.sim.backend, robocell.cli.main\n"
         "import pathlib; p = pathlib.Path(robocell.__file__)\n"
         "assert 'venv' in p.parts, p\n"
         "assert (p.parent / 'py.typed').exists() and (p.parent / 'skills' / 'py.typed').exists()\n"
         "import robocell.hardware.drivers.ur\n"
-        "assert (p.parent / 'models' / 'ur5e.urdf').is_file()\n"
+        "assert (p.parent / 'motion' / 'models' / 'ur5e.urdf').is_file()\n"
         "print(robocell.sim.__file__)\n"
     )
     out = subprocess.run([str(py), "-c", code], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robocell.cell import Cell
+from robocell.core.cell import Cell
 from robocell.errors import SkillFailed
 from robocell.skills import Skills
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from robocell.cell import Cell
-from robocell.cellfile import load_cell_spec
+from robocell.core.cell import Cell
+from robocell.cellfile.spec import load_cell_spec
 from robocell.errors import ProgramError
 from robocell.skills import Program, SkillContext, SkillRegistry, Step
 

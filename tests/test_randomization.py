@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robocell.cellfile import load_cell_spec, parse_cell_spec
+from robocell.cellfile.spec import load_cell_spec, parse_cell_spec
 from robocell.errors import CellFileError
-from robocell.randomization import (RandomizationSpec, TrialConditions, backend_options, draw, merge,
+from robocell.cellfile.randomization import (RandomizationSpec, TrialConditions, backend_options, draw, merge,
                                     parse_overrides, physical_spec)
-from robocell.trial import EvalTarget, TrialJob, _load
-from robocell.yamlio import load_yaml
+from robocell.eval.trial import EvalTarget, TrialJob, _load
+from robocell.cellfile.yamlio import load_yaml
 
 from tests.conftest import TABLETOP
 
@@ -117,8 +117,8 @@ def fake_remote_create(spec, address: str, **options):
 
 
 def test_remote_backend_gets_latency_and_state_drop_per_trial(monkeypatch: pytest.MonkeyPatch) -> None:
-    from robocell import backends
-    from robocell.trial import execute
+    from robocell.core import backends
+    from robocell.eval.trial import execute
 
     monkeypatch.setitem(backends.BUILTIN_BACKENDS, "fake", f"{__name__}:fake_remote_create")
     SEEN.clear()

@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from robocell.cell import Cell
-from robocell.cli import main
-from robocell.demo_scripts import DemoLog, human_like_pick_place, slot_release
-from robocell.demonstration import Demonstration
+from robocell.core.cell import Cell
+from robocell.cli.main import main
+from robocell.recording.demo_scripts import DemoLog, human_like_pick_place, slot_release
+from robocell.recording.demonstration import Demonstration
 from robocell.errors import BackendError, ConfigError, DemoError
-from robocell.recording import SampleBuffer, record
+from robocell.recording.recorder import SampleBuffer, record
 
 from tests.conftest import ROOT, TABLETOP
 

@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 import zmq
 
-from robocell.cell import Cell
-from robocell.cli import main
-from robocell.demonstration import Demonstration
+from robocell.core.cell import Cell
+from robocell.cli.main import main
+from robocell.recording.demonstration import Demonstration
 from robocell.errors import ConfigError
 from robocell.hardware.spawn import ServerProcess
-from robocell.recording import record
+from robocell.recording.recorder import record
 
 from tests.conftest import TABLETOP
 

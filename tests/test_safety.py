@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from robocell.errors import ConfigError, SafetyViolation
-from robocell.safety import SafetyEnvelope
-from robocell.trajectory import JointTrajectory, plan_joint_move
+from robocell.motion.safety import SafetyEnvelope
+from robocell.motion.trajectory import JointTrajectory, plan_joint_move
 
 NAMES = tuple(f"panda_joint{i}" for i in range(1, 8))
 LOWER = np.array([-2.9, -1.7, -2.9, -3.07, -2.9, -0.0175, -2.9])

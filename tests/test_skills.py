@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from spatialmath import SE3
 
-from robocell.cell import Cell
+from robocell.core.cell import Cell
 from robocell.errors import SkillError, SkillFailed
 from robocell.skills import SkillContext, SkillRegistry, Skills
 

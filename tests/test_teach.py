@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from robocell.cli import main
+from robocell.cli.main import main
 from robocell.errors import ApprovalRequired, LanguageError
 
 from tests.conftest import KUKA, ROOT, TABLETOP
@@ -173,6 +173,6 @@ def test_cli_ambiguous_prompt_exits_2(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_language_package_import_is_light() -> None:
-    code = ("import sys, robocell.skills.language, robocell.cli; "
+    code = ("import sys, robocell.skills.language, robocell.cli.main; "
             "bad = [m for m in ('torch', 'transformers') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

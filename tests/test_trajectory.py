@@ -9,9 +9,9 @@ import pytest
 from spatialmath import SE3
 
 from robocell.errors import ConfigError, KinematicsError, UnreachableError
-from robocell.kinematics import Kinematics
-from robocell.models import get_model
-from robocell.trajectory import JointTrajectory, plan_joint_move, plan_linear_move, timed_trajectory
+from robocell.motion.kinematics import Kinematics
+from robocell.motion.arm_models import get_model
+from robocell.motion.trajectory import JointTrajectory, plan_joint_move, plan_linear_move, timed_trajectory
 
 VMAX = np.array([2.0, 2.0, 2.0, 2.0, 2.5, 2.5, 2.5])
 AMAX = np.array([5.0, 4.0, 5.0, 5.0, 8.0, 8.0, 8.0])

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from robocell.cli import main
-from robocell.kinematics import Kinematics
-from robocell.models import get_model
+from robocell.cli.main import main
+from robocell.motion.kinematics import Kinematics
+from robocell.motion.arm_models import get_model
 
 from tests.conftest import ROOT
 from tests.hardware.fake_ur import ur5e_dh_fk

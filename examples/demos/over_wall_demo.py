@@ -12,7 +12,7 @@ and the tray are.
 import numpy as np
 
 from robocell import Cell
-from robocell.demo_scripts import human_like_pick_place, slot_release
+from robocell.recording.demo_scripts import human_like_pick_place, slot_release
 
 SEED = 100
 

@@ -4,13 +4,13 @@
 
 The motion is not the built-in pick/place skills: a curved, unevenly timed
 path with a millimetre of tremor and hesitations at the gripper (see
-robocell.demo_scripts).  The seed makes each recording reproducible.
+robocell.recording.demo_scripts).  The seed makes each recording reproducible.
 """
 
 import numpy as np
 
 from robocell import Cell
-from robocell.demo_scripts import human_like_pick_place, slot_release
+from robocell.recording.demo_scripts import human_like_pick_place, slot_release
 
 SEED = 7
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from robocell.runner import load_registry, run_file
+from robocell.run.runner import load_registry, run_file
 from robocell.testing import assert_gripper_empty, assert_holding, assert_in, assert_on, assert_on_table
 
 EXAMPLES = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from robocell.cellfile import CellSpec
+from robocell.cellfile.spec import CellSpec
 from robocell.errors import ConfigError
 from robocell.hardware.driver import DriverInfo, DriverState
 from robocell.sim.arm import SimArm

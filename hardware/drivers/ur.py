@@ -45,10 +45,10 @@ from robocell.hardware.drivers.ur_setup import (
     pose_matrix,
     pose_vector,
 )
-from robocell.kinematics import _urdf_joints
+from robocell.motion.kinematics import _urdf_joints
 
 if TYPE_CHECKING:
-    from robocell.cellfile import CellSpec
+    from robocell.cellfile.spec import CellSpec
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ def preview(program: Program, cell: str | Path, registry: SkillRegistry, *, seed
             picture: str | Path | None = None,
             on_step: Callable[[int, Any, str], None] | None = None) -> PreviewResult:
     """Run ``program`` in simulation (real physics) and report success or the failing step."""
-    from robocell.cell import Cell
+    from robocell.core.cell import Cell
     from robocell.skills.context import SkillContext
 
     failed: list[int] = []

@@ -9,7 +9,7 @@ from typing import Any
 
 from robocell.errors import ConfigError, LanguageError, RobocellError
 from robocell.skills.program import Program
-from robocell.yamlio import load_yaml
+from robocell.cellfile.yamlio import load_yaml
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def canonical(steps: list[Any]) -> list[Any]:
 
 def score_cases(teacher: Any, cases: list[Case], cells: dict[str, Path]) -> Score:
     """Exact-program accuracy (positive cases) or refusal rate with the candidates named (negative cases)."""
-    from robocell.cellfile import load_cell_spec
+    from robocell.cellfile.spec import load_cell_spec
 
     specs = {name: load_cell_spec(p) for name, p in cells.items()}
     result = Score()

@@ -16,7 +16,7 @@ from robocell.skills.language.parse import NounPhrase
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from robocell.cellfile import CellSpec
+    from robocell.cellfile.spec import CellSpec
 
 
 @dataclass

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from robocell.errors import ConfigError
-from robocell.yamlio import dump_yaml, load_yaml
+from robocell.cellfile.yamlio import dump_yaml, load_yaml
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 DEFAULT_LIBRARY = Path("library")

@@ -25,7 +25,7 @@ from robocell.skills.registry import SkillRegistry, SkillSpec
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from robocell.cellfile import CellSpec
+    from robocell.cellfile.spec import CellSpec
 
 # what a built-in skill does to the gripper's load, for 'it' and for choosing place vs pick_and_place
 HOLDS = frozenset({"pick"})
@@ -209,14 +209,14 @@ class Teacher:
 # ---- helpers ------------------------------------------------------------------------------
 def _spec(cell: CellSpec | str | Path) -> CellSpec:
     if isinstance(cell, (str, Path)):
-        from robocell.cellfile import load_cell_spec
+        from robocell.cellfile.spec import load_cell_spec
 
         return load_cell_spec(cell)
     return cell
 
 
 def _palette() -> set[str]:
-    from robocell.cellfile_types import PALETTE
+    from robocell.cellfile.types import PALETTE
 
     return set(PALETTE)
 

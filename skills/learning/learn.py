@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from robocell.demonstration import Demonstration, file_sha256, iso_now
+from robocell.recording.demonstration import Demonstration, file_sha256, iso_now
 from robocell.errors import DemoError, SkillError
 from robocell.skills.learning.model import LearnedSkill, MotionModel
 from robocell.skills.learning.primitive import Primitive
 from robocell.skills.learning.segment import TaskDemo, pq_of, segment_demo
 
 if TYPE_CHECKING:
-    from robocell.cellfile import CellSpec
+    from robocell.cellfile.spec import CellSpec
 
 METHODS = ("dmp", "promp")
 CHECK_DT = 0.01  # s: the reproduction check rolls out at the rate the skill runs at (coarser is visibly less exact)

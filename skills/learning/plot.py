@@ -12,7 +12,7 @@ from spatialmath import SE3
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from robocell.cellfile import CellSpec
+    from robocell.cellfile.spec import CellSpec
     from robocell.skills.learning.learn import LearnResult
 
 # the generalisation drawn: object and target moved by these (m, rad), within the benchmark's ranges

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from spatialmath import SE3
 
-from robocell.cellfile import ObjectSpec
-from robocell.demonstration import arm_model_name
+from robocell.cellfile.spec import ObjectSpec
+from robocell.recording.demonstration import arm_model_name
 from robocell.errors import KinematicsError, SafetyViolation, SkillError, SkillFailed
 from robocell.skills.context import SkillContext
 from robocell.skills.placement import check_placed, free_slot, placement
@@ -284,7 +284,7 @@ def plan_world(skill: LearnedSkill, obj_spec: ObjectSpec, T_obj: SE3, T_tgt: SE3
 
 def retimed(ctx: SkillContext, t: np.ndarray, q: np.ndarray, tcp: np.ndarray) -> JointTrajectory:
     """The joint path on the demonstrated timing, slowed down uniformly where it would break a limit."""
-    from robocell.trajectory import timed_trajectory
+    from robocell.motion.trajectory import timed_trajectory
 
     safety = ctx.arm.safety
     # speeds and accelerations estimated exactly as the safety envelope will estimate them

@@ -23,12 +23,12 @@ import numpy as np
 from spatialmath import SE3
 from spatialmath.base import r2q
 
-from robocell.demonstration import Demonstration, GripperEvent
+from robocell.recording.demonstration import Demonstration, GripperEvent
 from robocell.errors import DemoError
 from robocell.skills.geometry import yaw_of
 
 if TYPE_CHECKING:
-    from robocell.cellfile import CellSpec, FixtureSpec
+    from robocell.cellfile.spec import CellSpec, FixtureSpec
 
 GRASP_REACH = 0.06  # m: the picked object's centre must be this close to the TCP when the gripper closes
 PATH_MIN_RUN = 0.05  # m: a segment moving less than this horizontally takes its heading from its anchor

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from robocell.cell import Cell
+from robocell.core.cell import Cell
 from robocell.testing import check_backend
 
 from tests.conftest import KUKA, TABLETOP

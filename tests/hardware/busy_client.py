@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from robocell.cell import Cell
+from robocell.core.cell import Cell
 from robocell.errors import LeaseError, RobocellError
 
 SERVO_DT = 0.004  # s: 250 Hz

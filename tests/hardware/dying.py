@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from robocell.cellfile import CellSpec
+from robocell.cellfile.spec import CellSpec
 from robocell.hardware.driver import DriverInfo, DriverState
-from robocell.kinematics_setup import arm_parts
+from robocell.motion.kinematics_setup import arm_parts
 
 from tests.hardware.fakedriver import FollowingDriver
 

@@ -234,7 +234,7 @@ def test_c_out_of_range_numbers_are_refused_naming_field_value_and_limit(srv: Se
 
 def test_c_no_planner_makes_a_motion_longer_than_the_limit() -> None:
     from robocell.errors import ConfigError
-    from robocell.trajectory import plan_joint_move
+    from robocell.motion.trajectory import plan_joint_move
 
     with pytest.raises(ConfigError, match="600 s"):
         plan_joint_move(np.zeros(7), np.ones(7), vmax=1e-5, amax=1.0)  # would be 28 h

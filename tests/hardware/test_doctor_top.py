@@ -173,7 +173,7 @@ def test_doctor_where_nobody_serves_fails_with_advice() -> None:
     (["--backend", "tcp://127.0.0.1:1", "--connect-timeout", "0"], "--connect-timeout 0 s is outside"),
 ])
 def test_doctor_user_mistakes_exit_2(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from robocell.cli import main  # in this process: the CLI's own error path, without a server
+    from robocell.cli.main import main  # in this process: the CLI's own error path, without a server
 
     assert main(["doctor", *args]) == 2
     err = capsys.readouterr().err
@@ -181,7 +181,7 @@ def test_doctor_user_mistakes_exit_2(args: list[str], message: str, capsys: pyte
 
 
 def test_doctor_unusable_key_files_exit_2(keys: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from robocell.cli import main
+    from robocell.cli.main import main
 
     missing = tmp_path / "missing"
     missing.mkdir()

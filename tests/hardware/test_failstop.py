@@ -22,7 +22,7 @@ import msgpack
 import numpy as np
 import pytest
 
-from robocell.cellfile import load_cell_spec
+from robocell.cellfile.spec import load_cell_spec
 from robocell.errors import ServerFailure
 from robocell.hardware.server import ArmServer
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from robocell.cell import Cell
+from robocell.core.cell import Cell
 from robocell.errors import ConnectionLost
 from robocell.hardware.client import Connection
 

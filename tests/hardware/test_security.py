@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import zmq
 
-from robocell.cell import Cell
+from robocell.core.cell import Cell
 from robocell.errors import BackendError, ConfigError, ConnectionLost
 from robocell.hardware.client import Connection
 from robocell.hardware.security import ClientKeys, generate, is_loopback, load_client_keys
@@ -136,7 +136,7 @@ def test_loopback_detection(endpoint: str, expected: bool) -> None:
 
 def test_cli_runs_a_program_on_the_secured_remote_arm(secure: ServerProcess, keys: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    from robocell.cli import main
+    from robocell.cli.main import main
 
     from tests.conftest import ROOT
 

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 import zmq
 
-from robocell.cellfile import load_cell_spec
-from robocell.kinematics_setup import arm_parts
+from robocell.cellfile.spec import load_cell_spec
+from robocell.motion.kinematics_setup import arm_parts
 
 from tests.conftest import TABLETOP
 from tests.hardware.rawclient import RawClient
@@ -290,7 +290,7 @@ def test_protective_stop_latches_until_reset(ctl: RawClient) -> None:
 
 
 def test_non_loopback_bind_without_keys_is_refused() -> None:
-    from robocell.cli import main
+    from robocell.cli.main import main
 
     assert main(["serve", "--cell", str(TABLETOP), "--bind", "tcp://0.0.0.0:0"]) == 2
 
@@ -301,7 +301,7 @@ def test_a_stalled_server_resumes_its_trajectory_within_the_speed_limit() -> Non
     # asked for (stall / period) times the planned speed in one tick; the contract test
     # test_move_joints_respects_speed_limit[remote-*] measured 1.12 x the limit under load).
     # The freeze makes the stall certain; its 30 ms length is the stall, not a wait for anything.
-    from robocell.cell import Cell
+    from robocell.core.cell import Cell
 
     with ServerProcess(TABLETOP, "--watchdog", "0.5", "--liveness", "0.5") as srv, Cell.load(TABLETOP, srv.endpoint) as cell:
         assert srv.proc is not None

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from robocell.cellfile import load_cell_spec
+from robocell.cellfile.spec import load_cell_spec
 from robocell.hardware.server import ArmServer
-from robocell.kinematics_setup import arm_parts
+from robocell.motion.kinematics_setup import arm_parts
 
 from tests.conftest import TABLETOP
 from tests.hardware.fakedriver import FollowingDriver

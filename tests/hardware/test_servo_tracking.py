@@ -12,10 +12,10 @@ import types
 import numpy as np
 import pytest
 
-from robocell.cellfile import load_cell_spec
+from robocell.cellfile.spec import load_cell_spec
 from robocell.hardware.drivers import sim as sim_driver
 from robocell.hardware.executor import Executor
-from robocell.kinematics_setup import arm_parts
+from robocell.motion.kinematics_setup import arm_parts
 
 from tests.conftest import KUKA, TABLETOP
 

@@ -9,12 +9,12 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from robocell.cellfile import CellSpec, load_cell_spec
+from robocell.cellfile.spec import CellSpec, load_cell_spec
 from robocell.errors import BackendError, ConfigError, SafetyViolation
 from robocell.hardware.driver import Driver, create_driver
 from robocell.hardware.drivers.robotiq import RobotiqClient
 from robocell.hardware.drivers.ur import URDriver
-from robocell.kinematics import Kinematics
+from robocell.motion.kinematics import Kinematics
 
 from tests.conftest import ROOT, TABLETOP
 from tests.hardware.fake_ur import FakeConnections, FakeUR, FakeURCap

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from robocell.cellfile import load_cell_spec
+from robocell.cellfile.spec import load_cell_spec
 from robocell.hardware.drivers.ur import URDriver
 
 from tests.conftest import ROOT

@@ -7,11 +7,11 @@ import time
 
 import numpy as np
 
-from robocell.cellfile import load_cell_spec
+from robocell.cellfile.spec import load_cell_spec
 from robocell.hardware.control import ControlLoop, Lease
 from robocell.hardware.executor import Motion
-from robocell.kinematics_setup import arm_parts
-from robocell.trajectory import plan_joint_move
+from robocell.motion.kinematics_setup import arm_parts
+from robocell.motion.trajectory import plan_joint_move
 
 from tests.conftest import TABLETOP
 from tests.hardware.fakedriver import FollowingDriver

@@ -12,7 +12,7 @@ import sys
 import threading
 
 
-from robocell.cell import Cell
+from robocell.core.cell import Cell
 
 
 def main() -> None:
