@@ -144,7 +144,7 @@ def run(
         report = run_target(c, what, registry, arm=arm, on_step=progress.program_step,
                             on_call=progress.skill_call)
         if picture is not None:
-            from robocell.sim.camera import save_png
+            from robocell.core.images import save_png
 
             save_png(c.render(), picture)
             console.print(f"picture of the final scene: {picture}")
@@ -208,7 +208,7 @@ def demo(
 ) -> None:
     """Put every block of the tabletop cell in the bin, then go home; writes a picture."""
     from robocell.core.cell import Cell
-    from robocell.sim.camera import save_png
+    from robocell.core.images import save_png
     from robocell.skills import SkillContext
 
     if record is not None:

@@ -226,7 +226,7 @@ def _picture(job: TrialJob, cell: Cell) -> str | None:
     """A PNG of the scene as the failure left it (only for failures, only when asked)."""
     if job.picture_dir is None or getattr(cell.backend, "render", None) is None:
         return None
-    from robocell.sim.camera import save_png
+    from robocell.core.images import save_png
 
     path = Path(job.picture_dir) / f"trial-{job.trial:05d}.png"
     try:
