@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
-from robocell.cli.serve import register as _register_hardware
+from robocell.cli import doctor, learn, record, reset, serve, teach, top
+from robocell.cli.options import CellOpt, SkillsOpt, console, err_console
 from robocell.errors import RobocellError
 from robocell.core.outputs import check_output
 
@@ -28,7 +28,6 @@ app = typer.Typer(
 )
 cell_app = typer.Typer(help="Cell files: validate and describe.", no_args_is_help=True)
 app.add_typer(cell_app, name="cell")
-_register_hardware(app)
 
 
 def _show_version(value: bool) -> None:
@@ -49,14 +48,6 @@ def _root(
                                           help="Print robocell's version and exit.")] = False,
 ) -> None:
     """Program robot cells: run skill programs in simulation or on hardware."""
-
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-
-CellOpt = Annotated[Path, typer.Option("--cell", "-c", help="Cell file (YAML).")]
-SkillsOpt = Annotated[
-    Optional[list[Path]], typer.Option("--skills", help="Folder of project skills (repeatable).")
-]
 
 DEMO_CELL = Path("examples/cells/tabletop.yaml")
 DEMO_PICTURE = Path("out/demo.png")
@@ -199,7 +190,7 @@ def eval_cmd(
 
 @app.command()
 def demo(
-    cell: Annotated[Path, typer.Option("--cell", "-c", help="Cell file.")] = DEMO_CELL,
+    cell: CellOpt = DEMO_CELL,
     gui: Annotated[bool, typer.Option(help="Show the PyBullet window (real-time).")] = False,
     record: Annotated[Optional[Path], typer.Option(help="Write an animation (.gif).")] = None,
     picture: Annotated[Optional[Path], typer.Option(
@@ -246,29 +237,10 @@ def demo(
         console.print(f"animation: {record}")
 
 
-from robocell.cli.teach import register as _register_teach  # noqa: E402  (teach, tasks)
-
-_register_teach(app, console)
-
-from robocell.cli.record import register as _register_record  # noqa: E402  (record)
-
-_register_record(app, console)
-
-from robocell.cli.learn import register as _register_learn  # noqa: E402  (learn)
-
-_register_learn(app)
-
-from robocell.cli.reset import register as _register_reset  # noqa: E402  (reset)
-
-_register_reset(app, console)
-
-from robocell.cli.doctor import register as _register_doctor  # noqa: E402  (doctor)
-
-_register_doctor(app, console)
-
-from robocell.cli.top import register as _register_top  # noqa: E402  (top)
-
-_register_top(app, console)
+#: The command groups, each a module of this package with ``register(app)``: the one way a command joins the CLI.
+COMMAND_GROUPS = (serve, teach, record, learn, reset, doctor, top)
+for _group in COMMAND_GROUPS:
+    _group.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
