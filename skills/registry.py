@@ -260,3 +260,11 @@ def _type_name(annotation: Any) -> str:
     if annotation is type(None):
         return "None"
     return getattr(annotation, "__name__", str(annotation))
+
+
+def spec_from_function(fn: Callable[..., Any], name: str, examples: tuple[str, ...] = ()) -> SkillSpec:
+    """The :class:`SkillSpec` that ``@skill`` would give ``fn`` (for skills built at run time, e.g. learned ones).
+
+    ``fn`` is ``f(ctx, **params)`` with annotated parameters, as for :func:`skill`.
+    """
+    return _spec_from_function(fn, name, examples)
