@@ -34,3 +34,11 @@ def test_an_arrow_pointing_up_breaks_the_check(tmp_path: Path) -> None:
     assert out.returncode != 0
     assert "robocell.core is not allowed to import robocell.cli" not in out.stdout  # the arrow is cli -> core
     assert "robocell.cli is not allowed to import robocell.core" in out.stdout, out.stdout
+
+
+def test_the_picture_in_docs_architecture_is_the_code_s() -> None:
+    # the doc's Mermaid block is `python tools/rooms.py graph`, pasted; regenerate it when the rooms' imports change
+    out = subprocess.run([sys.executable, str(TOOL), "graph"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    assert out.stdout in doc, "docs/architecture.md: replace the mermaid block by `python tools/rooms.py graph`"
