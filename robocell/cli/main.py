@@ -17,6 +17,7 @@ import typer
 from robocell.cli import doctor, learn, record, reset, serve, teach, top
 from robocell.cli.options import CellOpt, SkillsOpt, console, err_console
 from robocell.errors import RobocellError
+from robocell.core.capabilities import sim_time
 from robocell.core.outputs import check_output
 
 app = typer.Typer(
@@ -217,7 +218,7 @@ def demo(
         if bin_name is None:
             raise RobocellError(f"the demo needs a cell with a bin; {cell} has none")
         ctx = SkillContext.create(c, log=lambda s: None)
-        t0 = c.backend.world.time if hasattr(c.backend, "world") else 0.0
+        t0 = sim_time(c.backend)
         for obj in c.objects:
             console.print(f"pick_and_place {obj} -> {bin_name} ...", end=" ")
             ctx.call("pick_and_place", object=obj, target=bin_name)
@@ -227,7 +228,7 @@ def demo(
         ctx.call("home")
         console.print("[green]ok[/]")
         in_bin = [o for o in c.objects if c.spec.fixture(bin_name).contains(c.object_pose(o).t)]
-        sim_t = (c.backend.world.time if hasattr(c.backend, "world") else 0.0) - t0
+        sim_t = sim_time(c.backend) - t0
         save_png(c.render(), picture)
     console.print(
         f"[green]demo done[/]: {len(in_bin)}/{len(c.objects)} objects in '{bin_name}' "

@@ -50,7 +50,8 @@ class Backend(Protocol):
     def close(self) -> None:
         ...
 
-    # Optional hooks (looked up with getattr; a backend without them simply lacks the feature):
+    # Optional capabilities (Protocols in robocell.core.capabilities: Renders, Samples, SimClock; a backend without
+    # them simply lacks the feature):
     #
     # open_sampler(arm: str, rate: float, on_sample: SampleSink) -> Sampler
     #     Start sampling arm ``arm`` at ``rate`` Hz or faster for robocell.recording.recorder.

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from robocell.core.capabilities import sim_time
 from robocell.errors import RobocellError
 
 
@@ -89,12 +90,12 @@ def run_trial(cell_path: str | Path, program_path: str | Path, seed: int, trial:
     t0 = time.perf_counter()
     registry = load_registry(skill_dirs)
     cell = Cell.load(cell_path, seed=seed)
-    sim_t0 = _sim_time(cell)
+    sim_t0 = sim_time(cell.backend)
     try:
         run_file(cell, program_path, registry)
-        return TrialResult(trial, seed, True, None, _sim_time(cell) - sim_t0, time.perf_counter() - t0)
+        return TrialResult(trial, seed, True, None, sim_time(cell.backend) - sim_t0, time.perf_counter() - t0)
     except RobocellError as exc:
-        return TrialResult(trial, seed, False, str(exc).splitlines()[0], _sim_time(cell) - sim_t0,
+        return TrialResult(trial, seed, False, str(exc).splitlines()[0], sim_time(cell.backend) - sim_t0,
                            time.perf_counter() - t0)
     finally:
         cell.close()
@@ -120,6 +121,3 @@ def evaluate(cell_path: str | Path, program_path: str | Path, trials: int, seed:
     return report
 
 
-def _sim_time(cell: object) -> float:
-    world = getattr(getattr(cell, "backend", None), "world", None)
-    return float(getattr(world, "time", 0.0))
