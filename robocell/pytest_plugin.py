@@ -4,12 +4,5 @@ The plugin lives in :mod:`robocell.testing.plugin`; this module only re-exports 
 entry point, ``-p robocell.pytest_plugin`` and ``pytest_plugins = ["robocell.pytest_plugin"]`` keep working.
 """
 
-from robocell.testing.plugin import (  # noqa: F401  (pytest finds hooks and fixtures by name here)
-    pytest_addoption,
-    pytest_collection_modifyitems,
-    pytest_configure,
-    pytest_runtest_makereport,
-    robocell_backend,
-    robocell_cell,
-    robocell_skills,
-)
+# every public name, so that a hook or fixture added to the plugin is registered through this entry point too
+from robocell.testing.plugin import *  # noqa: F401,F403
