@@ -186,7 +186,8 @@ def _load(job: TrialJob) -> tuple[Cell, dict[str, object] | None]:
     from robocell.core.backends import create_backend
     from robocell.core.cell import Cell
     from robocell.cellfile.spec import load_cell_spec
-    from robocell.cellfile.randomization import backend_options, draw, physical_spec, place_fixtures, with_noise
+    from robocell.cellfile.randomization import backend_options, draw, physical_spec, place_fixtures
+    from robocell.eval.noise import with_noise
 
     spec = load_cell_spec(job.cell)
     if job.backend == "sim":
