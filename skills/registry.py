@@ -16,10 +16,10 @@ import types
 import typing
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any
 
+from robocell.core import plugins
 from robocell.errors import SkillError
 
 
@@ -153,8 +153,8 @@ class SkillRegistry:
 
         reg = cls()
         reg.add_module(builtin)
-        for ep in entry_points(group="robocell.skills"):
-            reg.add_module(ep.load())
+        for _name, ref in plugins.installed("robocell.skills"):
+            reg.add_module(plugins.load(ref))
         for d in project_dirs:
             reg.add_folder(d)
         return reg

@@ -8,11 +8,10 @@ group (name = URL scheme), so adding one needs no edit here.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Protocol
 
+from robocell.core import plugins
 from robocell.errors import BackendError
 
 if TYPE_CHECKING:
@@ -70,10 +69,7 @@ def _scheme(address: str) -> str:
 
 
 def available_backends() -> dict[str, str]:
-    found = dict(BUILTIN_BACKENDS)
-    for ep in entry_points(group="robocell.backends"):
-        found.setdefault(ep.name, ep.value)
-    return found
+    return plugins.available("robocell.backends", BUILTIN_BACKENDS)
 
 
 def create_backend(spec: CellSpec, address: str, **options: Any) -> Backend:
@@ -85,7 +81,6 @@ def create_backend(spec: CellSpec, address: str, **options: Any) -> Backend:
             f"unknown backend '{address}'; available backends: {', '.join(sorted(known))}"
             " (a remote arm is addressed as tcp://host:port)"
         )
-    module_name, _, attr = known[scheme].partition(":")
-    factory = getattr(importlib.import_module(module_name), attr)
+    factory = plugins.load(known[scheme])
     backend: Backend = factory(spec, address, **options)
     return backend
