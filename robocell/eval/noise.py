@@ -69,4 +69,46 @@ def with_noise(backend: Backend, cond: TrialConditions) -> Backend:
     n = cond.noise
     if n.object_position == 0 and n.object_yaw == 0 and n.joint_position == 0:
         return backend
-    return NoisyBackend(backend, n, cond.noise_seed)  # type: ignore[return-value]
+    return _wrapper_class(backend)(backend, n, cond.noise_seed)  # type: ignore[return-value]
+
+
+# ---- the wrapped backend's optional capabilities ------------------------------------------------------------
+# A runtime-checkable Protocol looks a capability up on the object's class (Python >= 3.12 uses
+# inspect.getattr_static), not through NoisyBackend.__getattr__: so the wrapper's class carries exactly the
+# capabilities of the backend it wraps, no more (a noisy remote arm still cannot render) and no fewer.
+class _Renders:
+    _backend: Any
+
+    def render(self, camera: str | None = None, size: tuple[int, int] | None = None) -> np.ndarray:
+        image: np.ndarray = self._backend.render(camera, size)
+        return image
+
+
+class _Samples:
+    _backend: Any
+
+    def open_sampler(self, arm: str, rate: float, on_sample: Any) -> Any:
+        return self._backend.open_sampler(arm, rate, on_sample)
+
+
+class _SimClock:
+    _backend: Any
+
+    @property
+    def sim_time(self) -> float:
+        return float(self._backend.sim_time)
+
+
+_WRAPPERS: dict[tuple[type, ...], type[NoisyBackend]] = {}
+
+
+def _wrapper_class(backend: Backend) -> type[NoisyBackend]:
+    from robocell.core.capabilities import Renders, Samples, SimClock
+
+    mixins = tuple(m for cap, m in ((Renders, _Renders), (Samples, _Samples), (SimClock, _SimClock))
+                   if isinstance(backend, cap))
+    if not mixins:
+        return NoisyBackend
+    if mixins not in _WRAPPERS:
+        _WRAPPERS[mixins] = type("NoisyBackend", (*mixins, NoisyBackend), {"__doc__": NoisyBackend.__doc__})
+    return _WRAPPERS[mixins]
