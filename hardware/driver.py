@@ -18,14 +18,13 @@ registration: a ``robocell.drivers`` entry point, or an entry in
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from robocell.core import plugins
 from robocell.errors import BackendError
 
 if TYPE_CHECKING:
@@ -100,10 +99,7 @@ class Driver(Protocol):
 
 
 def available_drivers() -> dict[str, str]:
-    found = dict(BUILTIN_DRIVERS)
-    for ep in entry_points(group="robocell.drivers"):
-        found.setdefault(ep.name, ep.value)
-    return found
+    return plugins.available("robocell.drivers", BUILTIN_DRIVERS)
 
 
 def create_driver(name: str, spec: CellSpec, arm: str, **options: Any) -> Driver:
@@ -111,13 +107,12 @@ def create_driver(name: str, spec: CellSpec, arm: str, **options: Any) -> Driver
     known = available_drivers()
     if name not in known:
         raise BackendError(f"unknown driver '{name}'; available drivers: {', '.join(sorted(known))}")
-    module_name, _, attr = known[name].partition(":")
     try:
-        module = importlib.import_module(module_name)
+        cls = plugins.load(known[name])
     except ImportError as exc:
         raise BackendError(
             f"driver '{name}' needs a package that is not installed ({exc.name}); "
             f"install robocell with the matching extra, e.g. pip install 'robocell[{name.split('_')[0]}]'"
         ) from exc
-    driver: Driver = getattr(module, attr)(spec, arm, **options)
+    driver: Driver = cls(spec, arm, **options)
     return driver

@@ -108,7 +108,7 @@ class Ops:
             def start(now: float, st: DriverState) -> None:
                 self._ready_to_move(req.op)  # again: a stop may have come in while we planned
                 self.control.start_motion(motion, now)
-                self.s._servo_last = None
+                self.s.servo_last = None
 
             self._call(start)
             return reply(req.id, Code.OK, "", {"motion": req.id, "duration": traj.duration,
@@ -218,7 +218,7 @@ class Ops:
             return ended
 
         ended = bool(self._call(release))
-        self.s._servo_last = None
+        self.s.servo_last = None
         return {"servo_ended": ended}
 
     def op_stop(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:
@@ -241,7 +241,7 @@ class Ops:
                                             "clear it on the robot first")
             c.faults.clear()
             c.executor.hold_here(c.executor.q_cmd)
-            self.s._servo_last = None
+            self.s.servo_last = None
 
         self._call(reset)
         return {}
@@ -304,7 +304,7 @@ class Ops:
             raise WireError(Code.BAD_FIELD, "servo: field 'seq' must be an integer in [0, 2^64-1]")
         s.safety.check_joints(q, what="servo setpoint")
         s.safety.check_tcp((s.base @ s.cmd_kin.fk_matrix(q))[:3, 3], what="servo setpoint")
-        last = s._servo_last
+        last = s.servo_last
         fresh = last is not None and t_recv - last[1] < SERVO_FRESH
         if fresh and last is not None:
             ref = last[0]
@@ -322,7 +322,7 @@ class Ops:
             ref = min(refs, key=lambda r: float(np.max(np.abs(q - r))))
         s.safety.check_step(ref, q, dt)
         velocity = (q - ref) / dt if fresh else np.zeros(self.n)
-        s._servo_last = (q, t_recv)
+        s.servo_last = (q, t_recv)
 
         def apply(now: float, st: DriverState) -> None:
             if not c.latched:
@@ -339,7 +339,7 @@ class Ops:
             return c.end_servo("servo_end from the client"), c.executor.last_servo_seq
 
         ended, seq = self._call(end)
-        self.s._servo_last = None  # a new stream starts from where the arm is
+        self.s.servo_last = None  # a new stream starts from where the arm is
         return {"ended": bool(ended), "seq": int(seq)}
 
     def op_gripper(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:

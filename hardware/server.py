@@ -162,7 +162,8 @@ class ArmServer:
         self._stops: collections.deque[Received] = collections.deque()
         self._queued = 0
         self._queued_bytes = 0
-        self._servo_last: tuple[np.ndarray, float] | None = None
+        # the servo stream's previous setpoint (q, receive time); public: the operation handlers (ops.py) keep it
+        self.servo_last: tuple[np.ndarray, float] | None = None
         self._running = threading.Event()
         self._thread: threading.Thread | None = None
         self._command_error: BaseException | None = None
@@ -603,7 +604,7 @@ class ArmServer:
         # on the control thread: the lease never changes in the middle of a tick's watchdog check
         token, channel = self.control.run(lambda now, st: self.leases.acquire(key, t_recv, presented, liveness),
                                           ops.CALL_TIMEOUT)
-        self._servo_last = None
+        self.servo_last = None
         return token, channel
 
     def _liveness_channel(self) -> LivenessChannel | None:

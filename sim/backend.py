@@ -87,6 +87,11 @@ class SimBackend:
             raise ConfigError(f"unknown arm '{arm}'; the cell's arms are: {', '.join(self.arms)}")
         return SimSampler(self.world, sim_arm, gripper, rate, on_sample)
 
+    @property
+    def sim_time(self) -> float:
+        """Simulated seconds since the world started (robocell.core.capabilities.SimClock)."""
+        return float(self.world.time)
+
     def wait(self, seconds: float) -> None:
         self.world.wait(seconds)
 

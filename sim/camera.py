@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from robocell.core.images import save_png  # noqa: F401  (its old place; it lives with the contracts now)
 from robocell.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -39,15 +40,6 @@ def render(world: SimWorld, camera: str | None = None, size: tuple[int, int] | N
         w, h, view, proj, renderer=pb.ER_TINY_RENDERER, physicsClientId=world.client
     )
     return np.asarray(rgba, dtype=np.uint8).reshape(h, w, 4)[:, :, :3]
-
-
-def save_png(image: np.ndarray, path: str | Path) -> Path:
-    import imageio.v3 as iio
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    iio.imwrite(path, image)
-    return path
 
 
 class GifRecorder:

@@ -16,10 +16,10 @@ import types
 import typing
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, overload
 
+from robocell.core import plugins
 from robocell.errors import SkillError
 
 
@@ -165,8 +165,8 @@ class SkillRegistry:
 
         reg = cls()
         reg.add_module(builtin)
-        for ep in entry_points(group="robocell.skills"):
-            reg.add_module(ep.load())
+        for _name, ref in plugins.installed("robocell.skills"):
+            reg.add_module(plugins.load(ref))
         for d in project_dirs:
             reg.add_folder(d)
         return reg
@@ -272,3 +272,11 @@ def _type_name(annotation: Any) -> str:
     if annotation is type(None):
         return "None"
     return getattr(annotation, "__name__", str(annotation))
+
+
+def spec_from_function(fn: Callable[..., Any], name: str, examples: tuple[str, ...] = ()) -> SkillSpec:
+    """The :class:`SkillSpec` that ``@skill`` would give ``fn`` (for skills built at run time, e.g. learned ones).
+
+    ``fn`` is ``f(ctx, **params)`` with annotated parameters, as for :func:`skill`.
+    """
+    return _spec_from_function(fn, name, examples)

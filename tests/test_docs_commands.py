@@ -55,7 +55,7 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 SHELL_LANGS = {"sh", "bash", "shell", "console"}
 PYTHON_LANGS = {"python", "py"}
-DATA_LANGS = {"", "yaml", "yml", "json", "toml", "text", "txt", "ini", "xml", "html", "diff"}
+DATA_LANGS = {"", "yaml", "yml", "json", "toml", "text", "txt", "ini", "xml", "html", "diff", "mermaid"}
 BLOCK_TIMEOUT_S = 1200.0  # one block, hard; the heaviest documented block runs a few minutes
 KILL_GRACE_S = 10.0
 TAIL_LINES = 60

@@ -45,7 +45,7 @@ from robocell.hardware.drivers.ur_setup import (
     pose_matrix,
     pose_vector,
 )
-from robocell.motion.kinematics import _urdf_joints
+from robocell.motion.kinematics import urdf_joints
 
 if TYPE_CHECKING:
     from robocell.cellfile.spec import CellSpec
@@ -129,7 +129,7 @@ class URDriver:
                 f"arm has {UR_DOF}; give a UR arm (e.g. model: ur5e) in the cell file"
             )
         urdf = model.resolved_urdf()
-        joints = _urdf_joints(urdf)
+        joints = urdf_joints(urdf)
         lower = np.array([joints[j][2] for j in model.joint_names])
         upper = np.array([joints[j][3] for j in model.joint_names])
         tcp_offset = fixed_offset(urdf, flange_link, model.tcp_link) if flag("set_tcp", set_tcp) else None

@@ -8,3 +8,16 @@ placement (``placement``), the randomization block (``randomization``) and YAML 
 May import: ``robocell.errors``, ``robocell.motion`` (arm models). Not ``robocell.core``: contracts take a
 ``CellSpec``, never the other way round.
 """
+
+
+def __getattr__(name: str) -> object:
+    # ``robocell.cellfile`` was one module before the rooms: its names (``load_cell_spec``, ``CellSpec``, ...) still
+    # resolve here, from ``spec``, loaded on first use so that importing one part of the room (``types``,
+    # ``errors``) does not load the whole loader.
+    import importlib
+
+    spec = importlib.import_module("robocell.cellfile.spec")
+    try:
+        return getattr(spec, name)
+    except AttributeError:
+        raise AttributeError(f"module 'robocell.cellfile' has no attribute {name!r}") from None

@@ -36,8 +36,6 @@ from robocell.cellfile.types import Identifier, Num, Shape, Spec
 from robocell.errors import ConfigError
 
 if TYPE_CHECKING:
-    from robocell.core.arm import ArmState
-    from robocell.core.backends import Backend
     from robocell.cellfile.spec import CellSpec
 
 #: salt that separates this random stream from the pose stream of the same seed
@@ -250,58 +248,3 @@ def backend_options(address: str, cond: TrialConditions) -> dict[str, Any]:
     if address == "sim" or (cond.latency == 0.0 and cond.state_drop == 0.0):
         return {}
     return {"latency": cond.latency, "state_drop": cond.state_drop}
-
-
-# ---- sensor noise ---------------------------------------------------------------------------
-class NoisyArm:
-    """An arm whose ``state()`` reports joint angles with noise; motions go to the real arm.
-
-    The controller underneath keeps its exact feedback, as a drive's encoder
-    loop does; what a program reads (and plans from) is perturbed.
-    """
-
-    def __init__(self, arm: Any, sigma: float, rng: np.random.Generator) -> None:
-        self._arm = arm
-        self._sigma = sigma
-        self._rng = rng
-
-    def state(self) -> ArmState:
-        import dataclasses
-
-        s = self._arm.state()
-        q = s.q + self._rng.normal(0.0, self._sigma, size=np.shape(s.q))
-        return dataclasses.replace(s, q=q)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._arm, name)
-
-
-class NoisyBackend:
-    """Wraps a backend so object poses and joint readings come with Gaussian noise."""
-
-    def __init__(self, backend: Backend, noise: SensorNoiseSpec, seed: int) -> None:
-        self._backend = backend
-        self._noise = noise
-        self._rng = np.random.default_rng(seed)
-        self.arms = {n: (NoisyArm(a, noise.joint_position, self._rng) if noise.joint_position > 0 else a)
-                     for n, a in backend.arms.items()}
-        self.grippers = backend.grippers
-
-    def object_pose(self, name: str) -> SE3:
-        T = self._backend.object_pose(name)
-        n = self._noise
-        if n.object_position == 0 and n.object_yaw == 0:
-            return T
-        dp = self._rng.normal(0.0, n.object_position, size=3) if n.object_position > 0 else np.zeros(3)
-        dyaw = float(self._rng.normal(0.0, n.object_yaw)) if n.object_yaw > 0 else 0.0
-        return SE3.Trans(dp) * T * SE3.Rz(dyaw)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._backend, name)
-
-
-def with_noise(backend: Backend, cond: TrialConditions) -> Backend:
-    n = cond.noise
-    if n.object_position == 0 and n.object_yaw == 0 and n.joint_position == 0:
-        return backend
-    return NoisyBackend(backend, n, cond.noise_seed)  # type: ignore[return-value]

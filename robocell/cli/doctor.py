@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from robocell.cli.options import ServerOpt, console
 from robocell.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -33,10 +34,10 @@ def print_check(console: Console, check: Check) -> None:
         console.print(f"{'':<19}[{STYLE[status]}]advice:[/] {escape(check.advice)}")
 
 
-def register(app: typer.Typer, console: Console) -> None:
+def register(app: typer.Typer) -> None:
     @app.command("doctor")
     def doctor_cmd(
-        backend: Annotated[str, typer.Option(help="The arm server's address, e.g. tcp://127.0.0.1:5555.")],
+        backend: ServerOpt,
         keys: Annotated[Optional[Path], typer.Option(help="Keys folder, if the server runs with --keys.")] = None,
         connect_timeout: Annotated[float, typer.Option(
             help="Seconds to wait for the server to answer (a server that is still starting).")

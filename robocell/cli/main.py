@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
-from robocell.cli.serve import register as _register_hardware
+from robocell.cli import doctor, learn, record, reset, serve, teach, top
+from robocell.cli.options import CellOpt, SkillsOpt, console, err_console
 from robocell.errors import RobocellError
+from robocell.core.capabilities import sim_time
 from robocell.core.outputs import check_output
 
 app = typer.Typer(
@@ -28,7 +29,6 @@ app = typer.Typer(
 )
 cell_app = typer.Typer(help="Cell files: validate and describe.", no_args_is_help=True)
 app.add_typer(cell_app, name="cell")
-_register_hardware(app)
 
 
 def _show_version(value: bool) -> None:
@@ -49,14 +49,6 @@ def _root(
                                           help="Print robocell's version and exit.")] = False,
 ) -> None:
     """Program robot cells: run skill programs in simulation or on hardware."""
-
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-
-CellOpt = Annotated[Path, typer.Option("--cell", "-c", help="Cell file (YAML).")]
-SkillsOpt = Annotated[
-    Optional[list[Path]], typer.Option("--skills", help="Folder of project skills (repeatable).")
-]
 
 DEMO_CELL = Path("examples/cells/tabletop.yaml")
 DEMO_PICTURE = Path("out/demo.png")
@@ -144,7 +136,7 @@ def run(
         report = run_target(c, what, registry, arm=arm, on_step=progress.program_step,
                             on_call=progress.skill_call)
         if picture is not None:
-            from robocell.sim.camera import save_png
+            from robocell.core.images import save_png
 
             save_png(c.render(), picture)
             console.print(f"picture of the final scene: {picture}")
@@ -199,7 +191,7 @@ def eval_cmd(
 
 @app.command()
 def demo(
-    cell: Annotated[Path, typer.Option("--cell", "-c", help="Cell file.")] = DEMO_CELL,
+    cell: CellOpt = DEMO_CELL,
     gui: Annotated[bool, typer.Option(help="Show the PyBullet window (real-time).")] = False,
     record: Annotated[Optional[Path], typer.Option(help="Write an animation (.gif).")] = None,
     picture: Annotated[Optional[Path], typer.Option(
@@ -208,7 +200,7 @@ def demo(
 ) -> None:
     """Put every block of the tabletop cell in the bin, then go home; writes a picture."""
     from robocell.core.cell import Cell
-    from robocell.sim.camera import save_png
+    from robocell.core.images import save_png
     from robocell.skills import SkillContext
 
     if record is not None:
@@ -226,7 +218,7 @@ def demo(
         if bin_name is None:
             raise RobocellError(f"the demo needs a cell with a bin; {cell} has none")
         ctx = SkillContext.create(c, log=lambda s: None)
-        t0 = c.backend.world.time if hasattr(c.backend, "world") else 0.0
+        t0 = sim_time(c.backend)
         for obj in c.objects:
             console.print(f"pick_and_place {obj} -> {bin_name} ...", end=" ")
             ctx.call("pick_and_place", object=obj, target=bin_name)
@@ -236,7 +228,7 @@ def demo(
         ctx.call("home")
         console.print("[green]ok[/]")
         in_bin = [o for o in c.objects if c.spec.fixture(bin_name).contains(c.object_pose(o).t)]
-        sim_t = (c.backend.world.time if hasattr(c.backend, "world") else 0.0) - t0
+        sim_t = sim_time(c.backend) - t0
         save_png(c.render(), picture)
     console.print(
         f"[green]demo done[/]: {len(in_bin)}/{len(c.objects)} objects in '{bin_name}' "
@@ -246,29 +238,10 @@ def demo(
         console.print(f"animation: {record}")
 
 
-from robocell.cli.teach import register as _register_teach  # noqa: E402  (teach, tasks)
-
-_register_teach(app, console)
-
-from robocell.cli.record import register as _register_record  # noqa: E402  (record)
-
-_register_record(app, console)
-
-from robocell.cli.learn import register as _register_learn  # noqa: E402  (learn)
-
-_register_learn(app)
-
-from robocell.cli.reset import register as _register_reset  # noqa: E402  (reset)
-
-_register_reset(app, console)
-
-from robocell.cli.doctor import register as _register_doctor  # noqa: E402  (doctor)
-
-_register_doctor(app, console)
-
-from robocell.cli.top import register as _register_top  # noqa: E402  (top)
-
-_register_top(app, console)
+#: The command groups, each a module of this package with ``register(app)``: the one way a command joins the CLI.
+COMMAND_GROUPS = (serve, teach, record, learn, reset, doctor, top)
+for _group in COMMAND_GROUPS:
+    _group.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

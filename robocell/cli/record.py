@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
 import typer
 from rich.console import Console
 
+from robocell.cli.options import CellOpt, console
 from robocell.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -232,10 +233,10 @@ def _report(console: Console, demo: Demonstration, rec: Recording, path: Path, i
     console.print(f"[green]written[/]: {path}")
 
 
-def register(app: typer.Typer, console: Console) -> None:
+def register(app: typer.Typer) -> None:
     @app.command("record")
     def record_cmd(
-        cell: Annotated[Path, typer.Option("--cell", "-c", help="Cell file (YAML).")],
+        cell: CellOpt,
         out: Annotated[Path, typer.Option(help="Demonstration file to write (.npz).")],
         backend: Annotated[str, typer.Option(help="sim, or tcp://host:port for a remote arm.")] = "sim",
         keys: Annotated[Optional[Path], typer.Option(help="Keys folder for a CURVE-secured remote arm.")] = None,

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 
+from robocell.cli.options import ServerOpt, console
 from robocell.errors import ConfigError, LeaseError, MotionError
 from robocell.hardware.connect import DEFAULT_CONNECT_TIMEOUT
 
@@ -73,10 +74,10 @@ def _send_reset(conn: Any) -> None:
             conn.next_state()
 
 
-def register(app: typer.Typer, console: Console) -> None:
+def register(app: typer.Typer) -> None:
     @app.command("reset")
     def reset_cmd(
-        backend: Annotated[str, typer.Option(help="The arm server's address, e.g. tcp://127.0.0.1:5555.")],
+        backend: ServerOpt,
         keys: Annotated[Optional[Path], typer.Option(help="Keys folder, if the server runs with --keys.")] = None,
         connect_timeout: Annotated[float, typer.Option(
             help="Seconds to wait for the server to answer (a server that is still starting).")

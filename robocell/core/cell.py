@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from spatialmath import SE3
 
+from robocell.core.capabilities import Renders
 from robocell.core.backends import Backend, create_backend
 from robocell.errors import ConfigError
 
@@ -126,10 +127,9 @@ class Cell:
         self.backend.wait(seconds)
 
     def render(self, camera: str | None = None, size: tuple[int, int] | None = None) -> np.ndarray:
-        render = getattr(self.backend, "render", None)
-        if render is None:
+        if not isinstance(self.backend, Renders):
             raise ConfigError(f"backend '{self.address}' cannot render pictures; use the sim backend")
-        image: np.ndarray = render(camera, size)
+        image: np.ndarray = self.backend.render(camera, size)
         return image
 
     def close(self) -> None:

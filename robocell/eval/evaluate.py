@@ -1,4 +1,4 @@
-"""Randomised evaluation: run a program N times on freshly randomised cells.
+"""Randomised evaluation: seeds, trial results and one stand-alone trial (the engines run many: robocell.eval.run).
 
 Trial k runs on a fresh simulated cell randomised with its own seed, derived
 from the run's seed; ``robocell run PROGRAM --cell CELL --seed <trial seed>``
@@ -8,12 +8,13 @@ replays exactly that trial.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from robocell.core.capabilities import sim_time
 from robocell.errors import RobocellError
 
 
@@ -47,39 +48,6 @@ class TrialResult:
         return (self.trial, self.seed, self.success, self.error)
 
 
-@dataclass
-class EvalReport:
-    program: str
-    cell: str
-    seed: int
-    trials: list[TrialResult] = field(default_factory=list)
-
-    @property
-    def success_rate(self) -> float:
-        return sum(t.success for t in self.trials) / len(self.trials) if self.trials else 0.0
-
-    @property
-    def failures(self) -> list[TrialResult]:
-        return [t for t in self.trials if not t.success]
-
-    def replay_command(self, t: TrialResult) -> str:
-        return f"robocell run {self.program} --cell {self.cell} --seed {t.seed}"
-
-    def to_json(self) -> dict[str, object]:
-        walls = [t.wall_time for t in self.trials]
-        return {
-            "program": self.program,
-            "cell": self.cell,
-            "seed": self.seed,
-            "trials": len(self.trials),
-            "successes": sum(t.success for t in self.trials),
-            "success_rate": self.success_rate,
-            "mean_wall_time_s": float(np.mean(walls)) if walls else 0.0,
-            "mean_sim_time_s": float(np.mean([t.sim_time for t in self.trials])) if walls else 0.0,
-            "failures": [asdict(t) | {"replay": self.replay_command(t)} for t in self.failures],
-        }
-
-
 def run_trial(cell_path: str | Path, program_path: str | Path, seed: int, trial: int = 0,
               skill_dirs: Iterable[str | Path] = ()) -> TrialResult:
     """One trial on a fresh cell randomised with ``seed``; failures are results, not exceptions."""
@@ -89,37 +57,12 @@ def run_trial(cell_path: str | Path, program_path: str | Path, seed: int, trial:
     t0 = time.perf_counter()
     registry = load_registry(skill_dirs)
     cell = Cell.load(cell_path, seed=seed)
-    sim_t0 = _sim_time(cell)
+    sim_t0 = sim_time(cell.backend)
     try:
         run_file(cell, program_path, registry)
-        return TrialResult(trial, seed, True, None, _sim_time(cell) - sim_t0, time.perf_counter() - t0)
+        return TrialResult(trial, seed, True, None, sim_time(cell.backend) - sim_t0, time.perf_counter() - t0)
     except RobocellError as exc:
-        return TrialResult(trial, seed, False, str(exc).splitlines()[0], _sim_time(cell) - sim_t0,
+        return TrialResult(trial, seed, False, str(exc).splitlines()[0], sim_time(cell.backend) - sim_t0,
                            time.perf_counter() - t0)
     finally:
         cell.close()
-
-
-def evaluate(cell_path: str | Path, program_path: str | Path, trials: int, seed: int,
-             skill_dirs: Iterable[str | Path] = (),
-             on_trial: Callable[[TrialResult], None] | None = None) -> EvalReport:
-    """Run ``trials`` randomised trials one after another."""
-    from robocell.cellfile.spec import load_cell_spec
-    from robocell.run.runner import load_program
-
-    # check both files once up front, so a typo fails fast instead of N times
-    load_cell_spec(cell_path)
-    load_program(program_path)
-    report = EvalReport(program=str(program_path), cell=str(cell_path), seed=seed)
-    dirs = list(skill_dirs)
-    for k, s in enumerate(trial_seeds(seed, trials)):
-        result = run_trial(cell_path, program_path, s, k, dirs)
-        report.trials.append(result)
-        if on_trial:
-            on_trial(result)
-    return report
-
-
-def _sim_time(cell: object) -> float:
-    world = getattr(getattr(cell, "backend", None), "world", None)
-    return float(getattr(world, "time", 0.0))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from robocell.core.capabilities import Renders, sim_time
 from robocell.errors import BackendError, ConfigError, RemoteError, RobocellError
 from robocell.eval.evaluate import TrialResult
 
@@ -158,7 +159,7 @@ def execute(job: TrialJob) -> TrialResult:
     try:
         cell, conditions = _load(job)
         result = replace(result, conditions=conditions)
-        sim0 = _sim_time(cell)
+        sim0 = sim_time(cell.backend)
         _run(job, cell, step)
         result = replace(result, success=True)
     except RobocellError as exc:
@@ -172,7 +173,7 @@ def execute(job: TrialJob) -> TrialResult:
                                        f"({Path(where.filename).name}:{where.lineno})",
                          error_type=type(exc).__name__, step=step[0], is_error=True)
     if cell is not None:
-        result = replace(result, sim_time=_sim_time(cell) - sim0)
+        result = replace(result, sim_time=sim_time(cell.backend) - sim0)
         try:
             if not result.success:
                 result = replace(result, picture=_picture(job, cell))
@@ -185,7 +186,8 @@ def _load(job: TrialJob) -> tuple[Cell, dict[str, object] | None]:
     from robocell.core.backends import create_backend
     from robocell.core.cell import Cell
     from robocell.cellfile.spec import load_cell_spec
-    from robocell.cellfile.randomization import backend_options, draw, physical_spec, place_fixtures, with_noise
+    from robocell.cellfile.randomization import backend_options, draw, physical_spec, place_fixtures
+    from robocell.eval.noise import with_noise
 
     spec = load_cell_spec(job.cell)
     if job.backend == "sim":
@@ -224,9 +226,9 @@ def _run(job: TrialJob, cell: Cell, step: list[str | None]) -> None:
 
 def _picture(job: TrialJob, cell: Cell) -> str | None:
     """A PNG of the scene as the failure left it (only for failures, only when asked)."""
-    if job.picture_dir is None or getattr(cell.backend, "render", None) is None:
+    if job.picture_dir is None or not isinstance(cell.backend, Renders):
         return None
-    from robocell.sim.camera import save_png
+    from robocell.core.images import save_png
 
     path = Path(job.picture_dir) / f"trial-{job.trial:05d}.png"
     try:
@@ -249,6 +251,3 @@ def _first_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-def _sim_time(cell: Any) -> float:
-    world = getattr(getattr(cell, "backend", None), "world", None)
-    return float(getattr(world, "time", 0.0))

@@ -74,7 +74,7 @@ def _pose_error_mat(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return pos, ang
 
 
-def _urdf_joints(path: Path) -> dict[str, tuple[str, str, float, float]]:
+def urdf_joints(path: Path) -> dict[str, tuple[str, str, float, float]]:
     """name -> (type, child link, lower, upper) straight from the URDF XML.
 
     The URDF is the source of truth for limits; parsing it ourselves also gives
@@ -119,7 +119,7 @@ class Kinematics:
         self.n: int = len(self.joint_names)
         self.urdf_path: Path = model.resolved_urdf()
 
-        joints = _urdf_joints(self.urdf_path)
+        joints = urdf_joints(self.urdf_path)
         child_of: dict[str, str] = {}
         ulo, uhi = np.empty(self.n), np.empty(self.n)
         for i, name in enumerate(self.joint_names):

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 from spatialmath import SE3
 
+from robocell.core.capabilities import Samples
 from robocell.recording.demonstration import MIN_SAMPLES, Demonstration, Provenance, arm_model_name, file_sha256, iso_now
 from robocell.errors import BackendError, ConfigError, DemoError
 
@@ -131,13 +132,12 @@ class Recording:
     def start(self) -> Recording:
         if self.sampler is not None or self._stopped:
             raise DemoError("this recording was already started; make a new one with record(...)")
-        open_sampler = getattr(self.cell.backend, "open_sampler", None)
-        if open_sampler is None:
+        if not isinstance(self.cell.backend, Samples):
             raise BackendError(f"backend '{self.cell.address}' cannot record demonstrations "
                                "(it has no open_sampler hook; see robocell.core.backends.Backend)")
         self.objects = self._object_poses()
         self.started_wall = time.perf_counter()
-        self.sampler = open_sampler(self.arm.name, self.rate, self.buffer.append)
+        self.sampler = self.cell.backend.open_sampler(self.arm.name, self.rate, self.buffer.append)
         return self
 
     def stop(self) -> None:

@@ -7,20 +7,6 @@
 May import: anything below the applications (core rooms, ``robocell.run``, ``robocell.skills``, ``robocell.sim``).
 """
 
-from robocell.testing.assertions import (
-    assert_gripper_empty,
-    assert_holding,
-    assert_in,
-    assert_in_bin,
-    assert_near,
-    assert_not_in,
-    assert_on,
-    assert_on_table,
-    describe_world,
-    where_is,
-)
-
-__all__ = [
-    "assert_gripper_empty", "assert_holding", "assert_in", "assert_in_bin", "assert_near", "assert_not_in",
-    "assert_on", "assert_on_table", "describe_world", "where_is",
-]
+# everything in the assertions' __all__ (a name added there is public here too)
+from robocell.testing.assertions import *  # noqa: F401,F403
+from robocell.testing.assertions import __all__ as __all__

@@ -116,7 +116,7 @@ def _picture(cell: Cell, folder: Path, nodeid: str, index: int) -> Path | None:
     if getattr(cell.backend, "render", None) is None:
         return None  # a hardware cell has no renderer
     from robocell.errors import RobocellError
-    from robocell.sim.camera import save_png
+    from robocell.core.images import save_png
 
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")
     try:

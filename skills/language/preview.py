@@ -55,7 +55,7 @@ def preview(program: Program, cell: str | Path, registry: SkillRegistry, *, seed
             error = str(exc)
         shot = None
         if picture is not None:
-            from robocell.sim.camera import save_png
+            from robocell.core.images import save_png
 
             shot = save_png(c.render(), picture)
     return PreviewResult(error is None, len(program.steps), failed[0] if failed else None, error, shot,

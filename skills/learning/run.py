@@ -23,9 +23,9 @@ from robocell.skills.context import SkillContext
 from robocell.skills.placement import check_placed, free_slot, placement
 from robocell.skills.learning.model import LearnedSkill, MotionModel
 from robocell.skills.learning.segment import path_frame, pq_of, se3_of, target_kind
-from robocell.skills.registry import ObjectName, SkillSpec, TargetName, _spec_from_function
+from robocell.skills.registry import ObjectName, SkillSpec, TargetName, spec_from_function
 if TYPE_CHECKING:
-    from robocell.trajectory import JointTrajectory
+    from robocell.motion.trajectory import JointTrajectory
 
 # Waypoints are 10 ms apart: an IK error of 1 mm between neighbours reads as ~10 rad/s^2 of
 # joint acceleration, so a rolled-out path is solved ten times tighter than a single target.
@@ -51,7 +51,7 @@ def skill_spec(skill: LearnedSkill) -> SkillSpec:
         f"(the target must be {_a(skill.target_kind)})."
     )
     learned.__qualname__ = learned.__name__ = skill.name
-    return _spec_from_function(learned, skill.name, skill.examples)
+    return spec_from_function(learned, skill.name, skill.examples)
 
 
 def run(ctx: SkillContext, skill: LearnedSkill, object: str, target: str) -> None:
