@@ -25,7 +25,7 @@ EMPTY_WIDTH = 0.003  # m: fingers closer than this are closed on nothing
 
 
 class GripperMotion:
-    """An opening or closing in progress (a :class:`~robocell.arm.GripperHandle`)."""
+    """An opening or closing in progress (a :class:`~robocell.core.arm.GripperHandle`)."""
 
     def __init__(self, gripper: SimGripper, target: float) -> None:
         self.gripper = gripper

@@ -31,7 +31,7 @@ Z_TOLERANCE = 0.001  # m: how far below the table top an underside may start (ro
 
 def placement_problems(spec: CellSpec) -> list[tuple[Loc, str]]:
     """(path, message) for every object or fixture that stands off the table, below it, or out of reach."""
-    from robocell.cellfile import ObjectSpec  # at call time: cellfile imports this module
+    from robocell.cellfile.spec import ObjectSpec  # at call time: cellfile imports this module
 
     bad: list[tuple[Loc, str]] = []
     groups: tuple[tuple[str, Sequence[ObjectSpec | FixtureSpec]], ...] = (

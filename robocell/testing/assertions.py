@@ -15,7 +15,7 @@ A failed assertion says what was expected and where everything actually is::
 They work on any backend whose cell knows object poses (simulation reads
 them from physics; hardware from the cell file or a perception source).
 
-:func:`check_backend` (from robocell/backend_check.py) runs the Arm and Gripper
+:func:`check_backend` (from robocell/testing/backend_check.py) runs the Arm and Gripper
 conformance checks on a backend or a served driver: one ContractViolation per broken promise.
 """
 
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from robocell.backend_check import check_backend
+from robocell.testing.backend_check import check_backend
 
 if TYPE_CHECKING:
     from robocell.core.cell import Cell

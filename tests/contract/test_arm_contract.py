@@ -1,7 +1,7 @@
 """The Arm and Gripper conformance suite: every backend must pass it unchanged.
 
 The checks themselves are public, :func:`robocell.testing.check_backend` (in
-robocell/backend_check.py), so that a third-party backend or driver runs exactly
+robocell/testing/backend_check.py), so that a third-party backend or driver runs exactly
 these; here they run on every backend of ``BACKENDS``, one test per check. A
 backend joins by adding a factory to ``BACKENDS`` (the remote ZeroMQ backend adds
 one that starts a server with the sim driver in another process).

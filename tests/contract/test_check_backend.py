@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from robocell.arm import Arm, Gripper, GripperHandle
-from robocell.backends import Backend
-from robocell.cell import Cell
+from robocell.core.arm import Arm, Gripper, GripperHandle
+from robocell.core.backends import Backend
+from robocell.core.cell import Cell
 from robocell.errors import ConfigError, ContractViolation
 from robocell.testing import check_backend
 

@@ -5,7 +5,7 @@ runs the same checks robocell's own contract suite runs on the simulator and on 
 remote backend, and gets one :class:`~robocell.errors.ContractViolation` per broken
 promise, naming the method, what it promised and what it did::
 
-    from robocell.cell import Cell
+    from robocell.core.cell import Cell
     from robocell.testing import check_backend
 
     check_backend(lambda: Cell.load("my_cell.yaml", "mybackend://arm"))
@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 from spatialmath import SE3
 
-from robocell.arm import Arm, ArmState, Gripper, GripperHandle, Mode, MotionHandle, MotionResult
+from robocell.core.arm import Arm, ArmState, Gripper, GripperHandle, Mode, MotionHandle, MotionResult
 from robocell.errors import ConfigError, ContractViolation, MotionCancelled, SafetyViolation, UnreachableError
-from robocell.trajectory import timed_trajectory
+from robocell.motion.trajectory import timed_trajectory
 
 if TYPE_CHECKING:
-    from robocell.backends import Backend
-    from robocell.cell import Cell
+    from robocell.core.backends import Backend
+    from robocell.core.cell import Cell
 
 __all__ = ["CHECKS", "check_backend"]
 
@@ -289,7 +289,7 @@ def check_unreachable(s: _Subject) -> None:
 
 def check_gripper(s: _Subject) -> None:
     g = s.gripper
-    _expect(isinstance(g, Gripper), "Cell.gripper()", "a robocell.arm.Gripper", type(g).__name__)
+    _expect(isinstance(g, Gripper), "Cell.gripper()", "a robocell.core.arm.Gripper", type(g).__name__)
     g.open()
     _expect(abs(g.width() - g.max_width) < 0.003, "Gripper.open()", f"width {g.max_width * 1000:.0f} mm",
             f"{g.width() * 1000:.1f} mm")
@@ -305,7 +305,7 @@ def check_gripper(s: _Subject) -> None:
 
 
 def check_arm_type(s: _Subject) -> None:
-    _expect(isinstance(s.arm, Arm), "Cell.arm()", "a robocell.arm.Arm", type(s.arm).__name__)
+    _expect(isinstance(s.arm, Arm), "Cell.arm()", "a robocell.core.arm.Arm", type(s.arm).__name__)
 
 
 # name -> check; each starts from a fresh arm at home with the gripper open
@@ -346,7 +346,7 @@ def check_backend(target: Cell | Backend | Callable[[], Cell], *, arm: str | Non
                   checks: Iterable[str] | None = None) -> None:
     """Run the Arm and Gripper conformance checks; raise ContractViolation for the first broken promise.
 
-    ``target`` is a factory that returns a fresh :class:`~robocell.cell.Cell` (best: every
+    ``target`` is a factory that returns a fresh :class:`~robocell.core.cell.Cell` (best: every
     check starts on a new cell, which is closed after it), or a running ``Cell`` or
     ``Backend`` (the arm is brought back to its home pose between checks through the
     contract itself; for a bare backend, home is where the arm is when the call starts).
@@ -354,8 +354,8 @@ def check_backend(target: Cell | Backend | Callable[[], Cell], *, arm: str | Non
     (names in :data:`CHECKS`). An unexpected exception inside a check is reported as
     that check's violation, with the exception chained.
     """
-    from robocell.backends import Backend
-    from robocell.cell import Cell
+    from robocell.core.backends import Backend
+    from robocell.core.cell import Cell
 
     names = list(CHECKS) if checks is None else list(checks)
     unknown = [n for n in names if n not in CHECKS]
