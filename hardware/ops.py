@@ -25,6 +25,7 @@ from robocell.hardware.bounds import (
     MAX_MOTION_DURATION, MAX_STOP_REASON, MAX_TRAJECTORY_SAMPLES, MIN_SAMPLE_INTERVAL, MIN_SPEED, SERVO_DT,
 )
 from robocell.hardware.bounds import MAX_GRIPPER_FORCE as MAX_GRIPPER_FORCE
+from robocell.hardware.servojudge import SERVO_FRESH as SERVO_FRESH
 from robocell.hardware.protocol import (
     MAX_ARRAY, VERSION, Code, Request, WireError, check_args, get_bool, get_float, get_matrix, get_pose,
     describe, get_str, get_vector, reply,
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from robocell.hardware.server import ArmServer
 
 CALL_TIMEOUT = 1.0  # s to wait for the control thread to take a call (it ticks every 1-2 ms)
-SERVO_FRESH = 0.25  # s: an older previous setpoint is not the reference for the next one
 
 
 def code_for(exc: RobocellError) -> Code:
@@ -108,7 +108,7 @@ class Ops:
             def start(now: float, st: DriverState) -> None:
                 self._ready_to_move(req.op)  # again: a stop may have come in while we planned
                 self.control.start_motion(motion, now)
-                self.s._servo_last = None
+                self.s.servo_judge.forget()
 
             self._call(start)
             return reply(req.id, Code.OK, "", {"motion": req.id, "duration": traj.duration,
@@ -218,7 +218,7 @@ class Ops:
             return ended
 
         ended = bool(self._call(release))
-        self.s._servo_last = None
+        self.s.servo_judge.forget()
         return {"servo_ended": ended}
 
     def op_stop(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:
@@ -241,7 +241,7 @@ class Ops:
                                             "clear it on the robot first")
             c.faults.clear()
             c.executor.hold_here(c.executor.q_cmd)
-            self.s._servo_last = None
+            self.s.servo_judge.forget()
 
         self._call(reset)
         return {}
@@ -302,27 +302,7 @@ class Ops:
         seq = req.args.get("seq", req.id)
         if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < 2**64:
             raise WireError(Code.BAD_FIELD, "servo: field 'seq' must be an integer in [0, 2^64-1]")
-        s.safety.check_joints(q, what="servo setpoint")
-        s.safety.check_tcp((s.base @ s.cmd_kin.fk_matrix(q))[:3, 3], what="servo setpoint")
-        last = s._servo_last
-        fresh = last is not None and t_recv - last[1] < SERVO_FRESH
-        if fresh and last is not None:
-            ref = last[0]
-        else:
-            # A stream's first setpoint is judged from the commanded or the measured position,
-            # whichever is nearer: a client starts from the state it reads, and an arm that
-            # settled within tolerance (or lags under load) measures a few mrad off its command.
-            # A stream that resumes after a pause is also judged from its own last setpoint, the
-            # target the arm still tracks or has settled on (nothing else moved it since: a motion,
-            # stop, reset, servo_end or new lease forgets it); the tracker may not be there yet if
-            # the server stalled. A jump away from all of them is still refused; the tracker limits
-            # speed and acceleration.
-            cmd, meas = c.executor.q_cmd.copy(), np.asarray(c.q_meas, dtype=float)
-            refs = [cmd, meas] + ([last[0]] if last is not None else [])
-            ref = min(refs, key=lambda r: float(np.max(np.abs(q - r))))
-        s.safety.check_step(ref, q, dt)
-        velocity = (q - ref) / dt if fresh else np.zeros(self.n)
-        s._servo_last = (q, t_recv)
+        velocity = s.servo_judge.judge(q, dt, t_recv, c.executor.q_cmd.copy(), np.asarray(c.q_meas, dtype=float))
 
         def apply(now: float, st: DriverState) -> None:
             if not c.latched:
@@ -339,7 +319,7 @@ class Ops:
             return c.end_servo("servo_end from the client"), c.executor.last_servo_seq
 
         ended, seq = self._call(end)
-        self.s._servo_last = None  # a new stream starts from where the arm is
+        self.s.servo_judge.forget()  # a new stream starts from where the arm is
         return {"ended": bool(ended), "seq": int(seq)}
 
     def op_gripper(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:

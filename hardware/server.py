@@ -56,6 +56,7 @@ from robocell.hardware.protocol import (
 from robocell.hardware.ratelimit import RateLimiter, cost
 from robocell.hardware.replycache import ReplyCache
 from robocell.hardware.security import AllowList, ServerKeys, check_bind
+from robocell.hardware.servojudge import ServoJudge
 from robocell.hardware.telemetry import TELEMETRY_PERIOD, TelemetryThread, Traffic
 from robocell.kinematics_setup import arm_parts
 
@@ -162,7 +163,8 @@ class ArmServer:
         self._stops: collections.deque[Received] = collections.deque()
         self._queued = 0
         self._queued_bytes = 0
-        self._servo_last: tuple[np.ndarray, float] | None = None
+        # the servo stream's reference (command thread; the control process has its own)
+        self.servo_judge = ServoJudge(self.safety, self.cmd_kin, self.base)
         self._running = threading.Event()
         self._thread: threading.Thread | None = None
         self._command_error: BaseException | None = None
@@ -603,7 +605,7 @@ class ArmServer:
         # on the control thread: the lease never changes in the middle of a tick's watchdog check
         token, channel = self.control.run(lambda now, st: self.leases.acquire(key, t_recv, presented, liveness),
                                           ops.CALL_TIMEOUT)
-        self._servo_last = None
+        self.servo_judge.forget()
         return token, channel
 
     def _liveness_channel(self) -> LivenessChannel | None:
