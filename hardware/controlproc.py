@@ -189,11 +189,7 @@ class ControlProcess:
             if self.up in events:
                 while self.up.poll(0):
                     self._on_up(link_unpack(self.up.recv()))
-            if self.proc.poll() is not None and self._failed is None:
-                code = self.proc.returncode
-                how = f"signal {-code}" if code < 0 else f"code {code}"
-                self._failed = (f"the control process exited with {how}; the arm was stopped by its controller "
-                                "(the driver's own stop)")
+            if self.failure is not None:
                 for fut in list(self._futures.values()):
                     if not fut.done():
                         fut.set_exception(WireError(Code.FAULT, self._failed + "; restart robocell serve"))
@@ -231,7 +227,7 @@ class ControlProcess:
                                              "q_goal": _arr(q_goal)}), timeout)
 
     def _request(self, sock: zmq.Socket[bytes], msg: dict[str, Any]) -> tuple[int, Future[Any]]:
-        if self._failed is not None:
+        if self.failure is not None:
             raise WireError(Code.FAULT, self._failed + "; restart robocell serve")
         rid = next(self._ids)
         fut: Future[Any] = Future()
@@ -300,6 +296,12 @@ class ControlProcess:
 
     @property
     def failure(self) -> str | None:
+        """Why the control process is gone (it exited, or was killed), or None while it runs."""
+        if self._failed is None and self.proc.poll() is not None:
+            code = self.proc.returncode
+            how = f"signal {-code}" if code < 0 else f"code {code}"
+            self._failed = (f"the control process exited with {how}; the arm was stopped by its controller "
+                            "(the driver's own stop)")
         return self._failed
 
     def close(self) -> None:
