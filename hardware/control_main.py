@@ -271,7 +271,7 @@ class ControlProcess:
                 result: Any = None
             else:
                 result = linkops.CALLS[str(msg["op"])](self.loop, self.judge, now, st, msg["args"])
-            self._up({"k": "result", "id": rid, "ok": True, "result": result})
+            self._up({"k": "result", "id": rid, "ok": True, "result": result, "seq": self.loop.seq})
         except WireError as exc:
             self._up({"k": "result", "id": rid, "ok": False, "code": exc.code.value, "msg": exc.message})
         except RobocellError as exc:

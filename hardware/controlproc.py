@@ -43,6 +43,7 @@ from robocell.trajectory import JointTrajectory
 LINK_VERSION = 1
 READY_TIMEOUT = 60.0  # s: imports, URDF parsing and the driver's start on a loaded 2-core machine
 HEARD_EVERY = 0.005  # s: the holder's command-socket messages reach the watchdog coalesced to this
+FRESH_WAIT = 0.1  # s a read of the state copy waits for the effect of a call just answered
 SHUTDOWN_TIMEOUT = 5.0  # s for the child to decelerate and exit after shutdown (then SIGKILL)
 
 
@@ -121,9 +122,11 @@ class ControlProcess:
         self._futures: dict[int, Future[Any]] = {}
         self._last_heard_sent = 0.0
         self._failed: str | None = None
-        self.latest: dict[str, Any] = {}
-        self.latest_packed = b""
-        self.seq = 0
+        self._latest: dict[str, Any] = {}
+        self._latest_packed = b""
+        self._seq = 0
+        self._min_seq = 0  # the first state that shows the effect of the last call answered
+        self._fresh = threading.Condition()
         ready = self._wait_ready()
         self.state_endpoint: str = ready["state_endpoint"]
         self.rt_endpoint: str = ready["rt_endpoint"]
@@ -146,9 +149,9 @@ class ControlProcess:
         self._reader = threading.Thread(target=self._read, name="robocell-control-link", daemon=True)
         self._reader.start()
         t_end = time.monotonic() + READY_TIMEOUT
-        while not self.latest and time.monotonic() < t_end and self._failed is None:
+        while not self._latest and time.monotonic() < t_end and self._failed is None:
             time.sleep(0.005)  # bounded wait for the first state (an event: the reader fills it)
-        if not self.latest:
+        if not self._latest:
             self.close()
             raise RuntimeError(f"the control process published no state ({self._failed or 'timeout'})")
 
@@ -185,7 +188,9 @@ class ControlProcess:
             if self.sub in events:
                 data = self.sub.recv()
                 st = unpack(data)
-                self.latest_packed, self.latest, self.seq = data, st, int(st.get("seq", 0))
+                with self._fresh:
+                    self._latest_packed, self._latest, self._seq = data, st, int(st.get("seq", 0))
+                    self._fresh.notify_all()
             if self.up in events:
                 while self.up.poll(0):
                     self._on_up(link_unpack(self.up.recv()))
@@ -198,6 +203,10 @@ class ControlProcess:
         kind = msg.get("k")
         if kind == "result":
             fut = self._futures.pop(int(msg["id"]), None)
+            if msg.get("seq") is not None:
+                # the call changed the loop in the tick after state `seq`: later reads of the copy
+                # wait for a state that shows it (a client reads its own writes)
+                self._min_seq = max(self._min_seq, int(msg["seq"]) + 1)
             if fut is not None and not fut.done():
                 if msg["ok"]:
                     fut.set_result(msg.get("result"))
@@ -257,6 +266,29 @@ class ControlProcess:
         if t - self._last_heard_sent >= HEARD_EVERY:
             self._last_heard_sent = t
             self._send(self.urgent, {"k": "heard", "t": t})
+
+    # ---------------------------------------------------------------- the state copy
+    def _wait_fresh(self) -> None:
+        if self._seq >= self._min_seq:
+            return
+        with self._fresh:
+            # at most a few state periods: the next state published shows the call's effect
+            self._fresh.wait_for(lambda: self._seq >= self._min_seq or self._failed is not None, timeout=FRESH_WAIT)
+
+    @property
+    def seq(self) -> int:
+        """The loop's state seq as far as this process knows (replies carry it: the client waits for seq + 1)."""
+        return max(self._seq, self._min_seq - 1)
+
+    @property
+    def latest(self) -> dict[str, Any]:
+        self._wait_fresh()
+        return self._latest
+
+    @property
+    def latest_packed(self) -> bytes:
+        self._wait_fresh()
+        return self._latest_packed
 
     # ---------------------------------------------------------------- ArmView (linkops) from the state copy
     @property

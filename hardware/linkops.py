@@ -149,6 +149,8 @@ CALLS: dict[str, Call] = {
     "servo_end": lambda c, j, now, st, a: servo_end(c, j),
     "gripper": lambda c, j, now, st, a: gripper(c, a["width"], a["force"]),
     "world": lambda c, j, now, st, a: world(c),
+    "ready": lambda c, j, now, st, a: ready_to_move(c, str(a["op"])),
+    "q_cmd": lambda c, j, now, st, a: c.executor.q_cmd.tolist(),
     "motion": lambda c, j, now, st, a: motion(c, int(a["mid"])),
     "stats": lambda c, j, now, st, a: control_stats(c),
     "servo": lambda c, j, now, st, a: servo(c, j, int(a["seq"]), np.asarray(a["q"], dtype=float), float(a["dt"]),

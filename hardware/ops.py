@@ -88,7 +88,12 @@ class Ops:
         return self._call(lambda now, st: linkops.CALLS[name](c, judge, now, st, args))
 
     def _ready_to_move(self, op: str) -> None:
-        linkops.ready_to_move(self.control if self.proxy is None else self.proxy, op)
+        if self.proxy is not None:
+            # asked, not read from the state copy: a client that saw its motion end in the state
+            # stream may be a state ahead of this process's copy (and the loop checks again at start)
+            self._invoke("ready", op=op)
+            return
+        linkops.ready_to_move(self.control, op)
 
     def _plan(self, req: Request, t_recv: float, plan: Callable[[], tuple[JointTrajectory, np.ndarray]]) -> Deferred:
         self._ready_to_move(req.op)
@@ -123,7 +128,7 @@ class Ops:
 
     def _q_plan_start(self) -> np.ndarray:
         if self.proxy is not None:
-            return self.proxy.q_cmd  # at most a state period old; the arm is idle (a moving one is refused)
+            return np.asarray(self._invoke("q_cmd"), dtype=float)
         return self.control.executor.q_cmd.copy()
 
     # ---------------------------------------------------------------- read-only
@@ -288,8 +293,8 @@ class Ops:
         view, info = self.control if self.proxy is None else self.proxy, self.s.driver.info
         if info.gripper_max_width <= 0:
             raise WireError(Code.UNSUPPORTED, "gripper: this arm has no gripper")
-        if view.latched or view.hardware_faults:
-            self._ready_to_move(req.op)
+        if self.proxy is None and (view.latched or view.hardware_faults):
+            self._ready_to_move(req.op)  # (--control process: the control process checks it)
         action = get_str(req.args, "action", req.op)
         width: float | None = None
         force: float | None = None
