@@ -16,6 +16,7 @@ Exit status: 0 after ``shutdown``; 1 when the loop failed (the driver was stoppe
 from __future__ import annotations
 
 import collections
+import contextlib
 import gc
 import json
 import os
@@ -290,8 +291,12 @@ class ControlProcess:
             self.driver.stop()
         finally:
             self.driver.close()
+            # the last state (stopped, and why) reaches the subscribers before the stream ends
+            with contextlib.suppress(zmq.ZMQError):
+                self.pub.send(self.loop.latest_packed, zmq.NOBLOCK)
             if self.auth is not None:
                 self.auth.stop()
+            self.pub.close(linger=200)
             self.ctx.destroy(linger=0)
         return self.exit_code
 

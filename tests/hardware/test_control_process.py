@@ -74,6 +74,14 @@ def server() -> Iterator[ServerProcess]:
         yield srv
 
 
+@pytest.fixture
+def patient() -> Iterator[ServerProcess]:
+    """A control-process server whose watchdog leaves a raw client (no heartbeats) in control."""
+    with ServerProcess(TABLETOP, "--control", "process", "--realtime", "auto", "--watchdog", "5",
+                       "--lease-timeout", "10") as srv:
+        yield srv
+
+
 def _state(conn: Connection, cond, timeout: float, what: str) -> dict:
     return until(conn.next_state, cond, timeout, what)
 
@@ -116,18 +124,19 @@ def test_sigkill_of_the_control_process_makes_serve_exit_1_with_the_reason(serve
 
 
 @pytest.mark.timeout(120)
-def test_sigkill_of_the_command_process_stops_the_arm_and_the_control_process_exits(server: ServerProcess) -> None:
+def test_sigkill_of_the_command_process_stops_the_arm_and_the_control_process_exits(patient: ServerProcess) -> None:
+    server = patient
     assert server.proc is not None
     child = _control_pid(server)
     c = RawClient(server.endpoint)
+    sub = c.ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(server.state_endpoint)
     try:
         c.acquire()
         q = np.asarray(c.call("state")["result"]["q_cmd"])
         q[0] += 1.0
         assert c.call("move_joints", {"q": q.tolist(), "speed": 0.3})["ok"]
-        sub = c.ctx.socket(zmq.SUB)
-        sub.setsockopt(zmq.SUBSCRIBE, b"")
-        sub.connect(server.state_endpoint)
 
         def next_state() -> dict:
             assert sub.poll(5000)
@@ -137,11 +146,15 @@ def test_sigkill_of_the_command_process_stops_the_arm_and_the_control_process_ex
         server.proc.kill()  # the command process; its child reads EOF on its pipe
         server.proc.wait(timeout=10)
         # the control process decelerates (the state stream shows it stopped), then exits
-        s = until(next_state, lambda s: s["mode"] == "stopped" and abs(s["qd"][0]) < 0.01, 5.0, "a stop")
+        s = until(next_state, lambda s: s["mode"] == "stopped", 5.0, "a stop")
         assert any("command process exited" in f for f in s["faults"]), s["faults"]
+        last = s
+        while sub.poll(1000):  # the stream ends with the process, after the deceleration
+            last = msgpack.unpackb(sub.recv(), raw=False)
+        assert last["mode"] == "stopped" and abs(last["qd"][0]) < 0.05, last
         assert _gone(child, 10.0)
-        sub.close(linger=0)
     finally:
+        sub.close(linger=0)
         c.close()
 
 
@@ -214,9 +227,11 @@ def test_stop_on_the_realtime_socket_while_the_command_socket_is_flooded(server:
             assert sub.poll(5000)
             return msgpack.unpackb(sub.recv(), raw=False)
 
-        s = until(next_state, lambda s: s["mode"] == "stopped", 5.0, "stopped")
+        try:
+            s = until(next_state, lambda s: s["mode"] == "stopped", 5.0, "stopped")
+        finally:
+            sub.close(linger=0)
         assert any("flooded" in f for f in s["faults"]), s["faults"]
-        sub.close(linger=0)
     finally:
         flooding.clear()
         for t in threads:
