@@ -21,12 +21,12 @@ from spatialmath import SE3
 from robocell.errors import ConfigError, KinematicsError, RobocellError, SafetyViolation, UnreachableError
 from robocell.hardware import linkops
 from robocell.hardware.control import ControlLoop
-from robocell.hardware.executor import Motion, Status
+from robocell.hardware.executor import Motion
 from robocell.hardware.bounds import (
     MAX_MOTION_DURATION, MAX_STOP_REASON, MAX_TRAJECTORY_SAMPLES, MIN_SAMPLE_INTERVAL, MIN_SPEED, SERVO_DT,
 )
 from robocell.hardware.bounds import MAX_GRIPPER_FORCE as MAX_GRIPPER_FORCE
-from robocell.hardware.servojudge import SERVO_FRESH as SERVO_FRESH
+from robocell.hardware.servojudge import SERVO_FRESH as SERVO_FRESH  # re-exported (benchmarks read it)
 from robocell.hardware.protocol import (
     MAX_ARRAY, VERSION, Code, Request, WireError, check_args, get_bool, get_float, get_matrix, get_pose,
     describe, get_str, get_vector, reply,
