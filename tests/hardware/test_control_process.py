@@ -244,3 +244,47 @@ def _rt_endpoint(c: RawClient) -> str:
     rep = c.call("hello")
     assert rep["ok"], rep
     return str(rep["result"]["rt_endpoint"])
+
+
+@pytest.mark.timeout(120)
+def test_curve_on_the_realtime_and_state_sockets(tmp_path: Path) -> None:
+    from robocell.hardware.security import generate, load_client_keys
+
+    generate(tmp_path)
+    with ServerProcess(TABLETOP, "--control", "process", "--realtime", "off", "--keys", str(tmp_path),
+                       "--watchdog", "0.5") as srv:
+        conn = Connection(srv.endpoint, keys=load_client_keys(tmp_path), timeout=5.0)
+        try:
+            assert conn.info["scheduling"] == "normal"  # --realtime off
+            conn.acquire()
+            q = np.asarray(conn.state()["q_cmd"], dtype=float)
+            for k in range(100):
+                q[0] += 0.0002
+                conn.send_nowait("servo", {"q": q.tolist(), "dt": 0.002, "seq": k + 1})
+                time.sleep(0.002)  # the stream's pacing, not synchronisation
+            conn.flush()
+            s = _state(conn, lambda s: s["servo_seq"] == 100, 5.0, "the last setpoint applied")
+            assert not s["faults"]
+        finally:
+            conn.close()
+        # a client without keys gets nothing from the realtime socket (CURVE refuses it)
+        ctx = zmq.Context()
+        try:
+            d = ctx.socket(zmq.DEALER)
+            d.setsockopt(zmq.LINGER, 0)
+            d.connect(_rt_endpoint_of(srv, tmp_path))
+            d.send(msgpack.packb({"v": VERSION, "op": "stop", "id": 7, "deadline": 1.0}, use_bin_type=True))
+            assert not d.poll(500)
+            d.close(linger=0)
+        finally:
+            ctx.term()
+
+
+def _rt_endpoint_of(srv: ServerProcess, keys: Path) -> str:
+    from robocell.hardware.security import load_client_keys
+
+    conn = Connection(srv.endpoint, keys=load_client_keys(keys), timeout=5.0)
+    try:
+        return str(conn.info["rt_endpoint"])
+    finally:
+        conn.close()
