@@ -303,7 +303,13 @@ class ControlProcess:
 
 def main() -> None:
     cfg = json.loads(sys.argv[1])
-    proc = ControlProcess(cfg)
+    try:
+        proc = ControlProcess(cfg)
+    except (RobocellError, zmq.ZMQError, OSError) as exc:
+        # a mistake in the set-up (the driver's address, a port in use): said once, status 2
+        print(f"robocell serve: the control process could not start: {type(exc).__name__}: {exc}",
+              file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
     raise SystemExit(proc.run())
 
 

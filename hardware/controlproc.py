@@ -36,6 +36,7 @@ import msgpack
 import numpy as np
 import zmq
 
+from robocell.errors import ConfigError, ServerFailure
 from robocell.hardware.driver import DriverInfo
 from robocell.hardware.protocol import Code, WireError, unpack
 from robocell.trajectory import JointTrajectory
@@ -153,7 +154,8 @@ class ControlProcess:
             time.sleep(0.005)  # bounded wait for the first state (an event: the reader fills it)
         if not self._latest:
             self.close()
-            raise RuntimeError(f"the control process published no state ({self._failed or 'timeout'})")
+            raise ServerFailure(f"the control process published no state within {READY_TIMEOUT:.0f} s "
+                                f"({self._failed or 'it runs, but its state stream is silent'})")
 
     def _bind(self, kind: int, name: str) -> zmq.Socket[bytes]:
         s = self.ctx.socket(kind)
@@ -173,10 +175,16 @@ class ControlProcess:
             code = self.proc.poll()
             if code is not None:
                 self._cleanup()
-                raise SystemExit(code if code in (1, 2) else 1)  # its reason is on stderr already
+                # its own message (which call was refused, what failed) is on stderr already
+                if code == 2:
+                    raise ConfigError("the control process refused to start (--realtime require, or a bad option; "
+                                      "its message is above)")
+                raise ServerFailure(f"the control process exited with status {code} while starting (its message "
+                                    "is above)")
         self.proc.kill()
+        self.proc.wait(timeout=10)
         self._cleanup()
-        raise RuntimeError(f"the control process did not start within {READY_TIMEOUT:.0f} s")
+        raise ServerFailure(f"the control process did not start within {READY_TIMEOUT:.0f} s")
 
     # ---------------------------------------------------------------- the link's reader thread
     def _read(self) -> None:
