@@ -44,6 +44,7 @@ from robocell.trajectory import JointTrajectory
 LINK_VERSION = 1
 READY_TIMEOUT = 60.0  # s: imports, URDF parsing and the driver's start on a loaded 2-core machine
 HEARD_EVERY = 0.005  # s: the holder's command-socket messages reach the watchdog coalesced to this
+HANG_TIMEOUT = 0.5  # s without a state from the control process: it hangs (the stream is 250 Hz by default)
 FRESH_WAIT = 0.1  # s a read of the state copy waits for the effect of a call just answered
 SHUTDOWN_TIMEOUT = 5.0  # s for the child to decelerate and exit after shutdown (then SIGKILL)
 
@@ -120,6 +121,7 @@ class ControlProcess:
         finally:
             os.close(pipe_r)
         self._ids = itertools.count(1)
+        self.hang_timeout = max(HANG_TIMEOUT, 5.0 / opts.state_rate)  # five state periods at least
         self._futures: dict[int, Future[Any]] = {}
         self._last_heard_sent = 0.0
         self._failed: str | None = None
@@ -191,9 +193,15 @@ class ControlProcess:
         poller = zmq.Poller()
         poller.register(self.up, zmq.POLLIN)
         poller.register(self.sub, zmq.POLLIN)
+        heard = last = time.monotonic()
         while self._running:
             events = dict(poller.poll(50))
+            now = time.monotonic()
+            if now - last > self.hang_timeout / 2:
+                heard = now  # this thread was descheduled itself: the silence is not the child's
+            last = now
             if self.sub in events:
+                heard = now
                 data = self.sub.recv()
                 st = unpack(data)
                 with self._fresh:
@@ -202,6 +210,11 @@ class ControlProcess:
             if self.up in events:
                 while self.up.poll(0):
                     self._on_up(link_unpack(self.up.recv()))
+            if now - heard > self.hang_timeout and self.proc.poll() is None and self._failed is None:
+                # alive but not ticking (a driver call that blocks): its watchdog is dead too
+                self._failed = (f"the control process published no state for {now - heard:.2f} s (hung); it was "
+                                "killed, the arm was stopped by its controller (the driver's own stop)")
+                self.proc.kill()
             if self.failure is not None:
                 for fut in list(self._futures.values()):
                     if not fut.done():

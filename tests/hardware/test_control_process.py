@@ -288,3 +288,12 @@ def _rt_endpoint_of(srv: ServerProcess, keys: Path) -> str:
         return str(conn.info["rt_endpoint"])
     finally:
         conn.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_hung_control_process_is_killed_and_serve_exits_1(server: ServerProcess) -> None:
+    assert server.proc is not None
+    os.kill(_control_pid(server), signal.SIGSTOP)  # alive, not ticking: as a driver call that blocks
+    out, _ = server.proc.communicate(timeout=30)
+    assert server.proc.returncode == 1
+    assert "published no state" in out and "hung" in out, out[-2000:]
