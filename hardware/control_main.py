@@ -35,7 +35,7 @@ from robocell.hardware.driver import DriverState
 from robocell.hardware.executor import Motion
 from robocell.hardware.lease import Lease, LeaseKeeper
 from robocell.errors import RobocellError
-from robocell.hardware.bounds import SERVO_DT
+from robocell.hardware.bounds import MAX_STOP_REASON, SERVO_DT
 from robocell.hardware.ops import code_for
 from robocell.hardware.protocol import Code, WireError, get_float, get_vector, pack, parse_request, reply, unpack
 from robocell.hardware.servojudge import ServoJudge
@@ -224,7 +224,7 @@ class ControlProcess:
     def _rt_request(self, req: Any, key: str, t_recv: float) -> None:
         if req.op == "stop":
             reason = req.args.get("reason", "requested")
-            reason = reason[:200] if isinstance(reason, str) else "requested"
+            reason = reason[:MAX_STOP_REASON] if isinstance(reason, str) else "requested"  # cut, never refused
             self.loop.request_stop(f"stop requested by {key} ({reason})" if reason != "requested" else "stop requested")
             return
         if req.op not in ("servo", "heartbeat"):
