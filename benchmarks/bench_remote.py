@@ -139,13 +139,14 @@ def bench_rtt(n: int, keys_dir: Path) -> list[str]:
 
 
 # ---------------------------------------------------------------- 2. servo at 1 kHz
-def bench_servo(seconds: float, pipelined: bool, synced: bool = False) -> list[str]:
+def bench_servo(seconds: float, pipelined: bool, synced: bool = False, control: str = "thread",
+                figures: dict[str, float] | None = None) -> list[str]:
     """``synced``: the client sends each setpoint when the server's 1 kHz state arrives (the
     receive-state, send-command loop of robot control interfaces) instead of on its own clock."""
     from robocell.hardware.client import Connection
     from robocell.hardware.drivers.sim import Pacer
 
-    srv = serve(*(["--state-rate", "1000"] if synced else []))
+    srv = serve(*(["--state-rate", "1000"] if synced else []), "--control", control)
     ep = srv.endpoint
     try:
         conn = Connection(ep, timeout=5.0)
@@ -181,8 +182,10 @@ def bench_servo(seconds: float, pipelined: bool, synced: bool = False) -> list[s
     period = np.diff(sends)
     jitter = np.abs(period - 0.001)
     share = sv["applied_next_tick"] / max(1, sv["received"])
+    if figures is not None:
+        figures["servo_next_tick"] = share
     rows = [
-        f"| servo stream ({'state-synchronised, ' if synced else ''}{'pipelined' if pipelined else 'request/reply'}), {n} setpoints at 1 kHz | applied at the next tick: **{100 * share:.2f} %** "
+        f"| `--control {control}`: servo stream ({'state-synchronised, ' if synced else ''}{'pipelined' if pipelined else 'request/reply'}), {n} setpoints at 1 kHz | applied at the next tick: **{100 * share:.2f} %** "
         f"({sv['applied_next_tick']}/{sv['received']}; late {sv['applied_late']}, superseded {sv['superseded']}) | "
         f"period p50 {np.median(period) * 1e3:.3f} ms, p99 {pct(period, 99) * 1e3:.3f} ms; "
         f"jitter p50 {np.median(jitter) * 1e6:.0f} µs, p99 {pct(jitter, 99) * 1e6:.0f} µs | "
@@ -313,13 +316,14 @@ def _controller_round(conn: object, n: int, stops: int) -> tuple[np.ndarray, lis
     return rtt, latencies
 
 
-def bench_hammer(n: int, stops: int, clients: int = 20) -> list[str]:
+def bench_hammer(n: int, stops: int, clients: int = 20, control: str = "thread",
+                 figures: dict[str, float] | None = None) -> list[str]:
     from robocell.hardware.client import Connection
 
     rows = []
     with tempfile.TemporaryDirectory() as d:
         audit = Path(d) / "audit.jsonl"
-        srv = serve("--watchdog", "2", "--lease-timeout", "3", "--audit", str(audit))
+        srv = serve("--watchdog", "2", "--lease-timeout", "3", "--audit", str(audit), "--control", control)
         stop_file = Path(d) / "stop"
         try:
             conn = Connection(srv.endpoint, timeout=20.0)
@@ -346,8 +350,11 @@ def bench_hammer(n: int, stops: int, clients: int = 20) -> list[str]:
             conn.close()
         finally:
             srv.stop()
+    if figures is not None:
+        figures.update(stop_p50=float(np.median(ham_stop)), stop_max=float(max(ham_stop)),
+                       rtt_p99=pct(ham_rtt, 99))
     handled = (s1["accepted"] + s1["rejected"] + s1["rate_limited"]) - (s0["accepted"] + s0["rejected"] + s0["rate_limited"])
-    rows.append(f"| controller `state` round trip, {n} requests | quiet p50 {np.median(base_rtt) * 1e6:.0f} µs, "
+    rows.append(f"| `--control {control}`: controller `state` round trip, {n} requests | quiet p50 {np.median(base_rtt) * 1e6:.0f} µs, "
                 f"p99 {pct(base_rtt, 99) * 1e6:.0f} µs | {clients} hammering p50 {np.median(ham_rtt) * 1e6:.0f} µs, "
                 f"p99 {pct(ham_rtt, 99) * 1e6:.0f} µs | **p99 {pct(ham_rtt, 99) / pct(base_rtt, 99):.2f}×**, "
                 f"p50 {np.median(ham_rtt) / np.median(base_rtt):.2f}× |")
@@ -363,11 +370,35 @@ def bench_hammer(n: int, stops: int, clients: int = 20) -> list[str]:
     return rows
 
 
+def bench_modes(seconds: float, n: int, stops: int) -> None:
+    """Servo (pipelined, 1 kHz) and stop under 20 hammering clients, ``--control thread`` vs ``process``."""
+    figs: dict[str, dict[str, float]] = {"thread": {}, "process": {}}
+    for control in ("thread", "process"):
+        bench_servo(seconds, True, control=control, figures=figs[control])
+    print("| under attack | without hammering | with 20 hammering clients | ratio |")
+    print("|---|---|---|---|")
+    for control in ("thread", "process"):
+        bench_hammer(n, stops, control=control, figures=figs[control])
+    t, p = figs["thread"], figs["process"]
+    print(f"| process vs thread | servo applied at the next tick {100 * p['servo_next_tick']:.2f} % vs "
+          f"{100 * t['servo_next_tick']:.2f} % (missed: {(1 - p['servo_next_tick']) / max(1e-9, 1 - t['servo_next_tick']):.2f}×) | "
+          f"stop under hammering p50 {p['stop_p50'] * 1e3:.1f} vs {t['stop_p50'] * 1e3:.1f} ms "
+          f"(**{p['stop_p50'] / t['stop_p50']:.2f}×**), max {p['stop_max'] * 1e3:.1f} vs {t['stop_max'] * 1e3:.1f} ms "
+          f"({p['stop_max'] / t['stop_max']:.2f}×) | controller p99 {p['rtt_p99'] * 1e3:.2f} vs "
+          f"{t['rtt_p99'] * 1e3:.2f} ms |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
-    ap.add_argument("--only", choices=["rtt", "servo", "watchdog", "hammer"], help="run one section")
+    ap.add_argument("--only", choices=["rtt", "servo", "watchdog", "hammer", "modes"], help="run one section")
+    ap.add_argument("--seconds", type=float, default=None, help="servo stream length (modes; default 10, quick 2)")
     a = ap.parse_args()
+    if a.only == "modes":
+        print(f"load average before: {os.getloadavg()}")
+        bench_modes(a.seconds or (2.0 if a.quick else 10.0), 500 if a.quick else 3000, 5 if a.quick else 20)
+        print(f"load average after: {os.getloadavg()}")
+        return
     if a.only == "hammer":
         print("| under attack | without hammering | with 20 hammering clients | ratio |")
         print("|---|---|---|---|")

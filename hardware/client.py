@@ -104,6 +104,9 @@ class Connection:
         self._ids = itertools.count(secrets.randbits(40) << 20)
         self._dealer: zmq.Socket[bytes] | None = None
         self._sub: zmq.Socket[bytes] | None = None
+        # the control process's realtime socket (`rt_endpoint` in hello): servo setpoints, heartbeats
+        # and stops go there, read by the control loop itself at the start of a tick
+        self._rt: zmq.Socket[bytes] | None = None
         self._state_endpoint: str | None = None
         self._state: dict[str, Any] | None = None
         self._state_at = 0.0  # monotonic time the latest state arrived
@@ -167,6 +170,12 @@ class Connection:
         self.state_period = 1.0 / float(self.info["state_rate"])
         if self.stale is None:
             self.stale = max(0.05, 10 * self.state_period)
+        if self.info.get("rt_endpoint"):
+            rt = self.ctx.socket(zmq.DEALER)
+            self._secure(rt)
+            rt.setsockopt(zmq.SNDHWM, 1000)
+            rt.connect(self.info["rt_endpoint"])
+            self._rt = rt
         sub = self.ctx.socket(zmq.SUB)
         self._secure(sub)
         if self.queue_states:
@@ -186,10 +195,10 @@ class Connection:
     def _drop_sockets(self) -> None:
         self._in_flight.clear()
         self._pollers = None
-        for s in (self._dealer, self._sub):
+        for s in (self._dealer, self._sub, self._rt):
             if s is not None:
                 s.close(linger=0)  # drop anything still queued: a command is never resent
-        self._dealer = self._sub = None
+        self._dealer = self._sub = self._rt = None
 
     def reconnect(self) -> None:
         self._connect()
@@ -260,7 +269,8 @@ class Connection:
         if self.latency:
             time.sleep(self.latency)  # injected latency (evaluation of remote robustness)
         t_end = time.monotonic() + limit
-        d = self._dealer
+        # a stop goes to the realtime socket when there is one: it never waits behind other commands
+        d = self._rt if op == "stop" and self._rt is not None else self._dealer
         try:
             d.send(data, zmq.NOBLOCK)
         except zmq.Again:
@@ -280,7 +290,7 @@ class Connection:
             except WireError as exc:
                 raise ProtocolError(f"the server at {self.address} sent an undecodable reply ({exc.message})") from None
             if rep.get("id") != rid:
-                self._collect(rep)  # a streamed command's reply, or a late one to a timed-out request
+                self._collect(rep, d is self._rt)  # a streamed command's reply, or a late one to a timed-out request
                 continue
             if op in SYNC_OPS and isinstance(rep.get("seq"), int):
                 self._min_seq = max(self._min_seq, rep["seq"] + 1)
@@ -311,6 +321,16 @@ class Connection:
         if self._dealer is None:
             self._connect()
         assert self._dealer is not None
+        if op == "servo" and self._rt is not None:
+            # no reply when accepted (the state's servo_seq says it was applied); a refusal comes back
+            # on the realtime socket and raises on a later call, as for the command socket
+            _, data = self._envelope(op, args, self.timeout if deadline is None else deadline)
+            try:
+                self._rt.send(data, zmq.NOBLOCK)
+            except zmq.Again:
+                self._lost(op, self.timeout, "was not connected (realtime socket)")
+            self._read_rt()
+            return
         while len(self._in_flight) >= MAX_IN_FLIGHT:
             self._read_replies(block=True)
         rid, data = self._envelope(op, args, self.timeout if deadline is None else deadline)
@@ -322,10 +342,23 @@ class Connection:
         self._read_replies(block=False)
 
     def flush(self) -> None:
-        """Wait for the replies of every streamed command; raise the first rejection."""
+        """Wait for the replies of every streamed command; raise the first rejection.
+
+        Setpoints sent to the realtime socket have no reply when accepted: only the refusals
+        that arrived so far are seen here.
+        """
         while self._in_flight:
             self._read_replies(block=True)
+        self._read_rt()
         self.raise_stream_error()
+
+    def _read_rt(self) -> None:
+        rt = self._rt
+        while rt is not None and rt.poll(0, zmq.POLLIN):
+            try:
+                self._collect(unpack(rt.recv(), max_str=REPLY_MAX_STR), True)
+            except WireError as exc:
+                raise ProtocolError(f"the server at {self.address} sent an undecodable reply ({exc.message})") from None
 
     def raise_stream_error(self) -> None:
         if self._stream_error is not None:
@@ -348,8 +381,10 @@ class Connection:
             except WireError as exc:
                 raise ProtocolError(f"the server at {self.address} sent an undecodable reply ({exc.message})") from None
 
-    def _collect(self, rep: dict[str, Any]) -> None:
+    def _collect(self, rep: dict[str, Any], realtime: bool = False) -> None:
         entry = self._in_flight.pop(rep.get("id"), None)  # type: ignore[arg-type]
+        if realtime and entry is None:
+            entry = ("servo", 0.0)  # the realtime socket answers only refusals (and stops, matched by id)
         if entry is not None and not rep.get("ok") and self._stream_error is None:
             self._stream_error = self._error(str(rep.get("code")), f"{entry[0]}: {rep.get('msg')}")
 
@@ -575,7 +610,8 @@ class Connection:
         self._secure(s)
         s.setsockopt(zmq.IMMEDIATE, 1)
         s.setsockopt(zmq.SNDHWM, 2)
-        s.connect(self.address)
+        # the realtime socket when offered: the control process's watchdog reads it itself
+        s.connect(self.info.get("rt_endpoint") or self.address)
         try:
             while not self._hb_stop.wait(HEARTBEAT):
                 token = self.lease

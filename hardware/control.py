@@ -106,6 +106,8 @@ class ControlLoop:
         # packed telemetry waiting for the next published state (deque: append and popleft are atomic)
         self._telemetry: collections.deque[bytes] = collections.deque(maxlen=1)
         self.native_id: int | None = None  # the control thread's id, for its scheduling policy
+        # called first in every tick, on this thread (the control process reads its sockets there)
+        self.on_tick: Callable[[float, DriverState], None] | None = None
         self._build_state(time.monotonic(), st)
 
     # ---------------------------------------------------------------- API for other threads
@@ -162,10 +164,31 @@ class ControlLoop:
         self._thread = threading.Thread(target=self._run, name="robocell-control", daemon=True)
         self._thread.start()
 
+    def run_here(self) -> None:
+        """Run the loop on the calling thread until :meth:`close` (the control process's main thread)."""
+        self._running.set()
+        self._run()
+
     def close(self) -> None:
         self._running.clear()
-        if self._thread is not None:
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=2.0)
+
+    # ---------------------------------------------------------------- what a handler may read (linkops.ArmView)
+    @property
+    def fault_texts(self) -> list[str]:
+        return list(self.faults.texts())
+
+    @property
+    def moving_id(self) -> int | None:
+        """The running motion's id (-1 if unknown) while the executor moves, else None."""
+        if not self.executor.moving:
+            return None
+        m = self.executor.motion
+        return m.id if m is not None else -1
+
+    def heard(self, t: float) -> None:
+        """The holder was heard on the command socket at ``t``: the shared lease has it already."""
 
     # ---------------------------------------------------------------- the loop
     def _run(self) -> None:
@@ -180,6 +203,8 @@ class ControlLoop:
                 self._account(now - last, now)
                 last = now
                 self.q_meas = np.asarray(st.q, dtype=float)
+                if self.on_tick is not None:
+                    self.on_tick(now, st)
                 if self._stop_requests:
                     self._requested_stops(now, st)
                 self._watch(now, st)

@@ -19,12 +19,14 @@ import numpy as np
 from spatialmath import SE3
 
 from robocell.errors import ConfigError, KinematicsError, RobocellError, SafetyViolation, UnreachableError
+from robocell.hardware import linkops
 from robocell.hardware.control import ControlLoop
-from robocell.hardware.executor import Motion, Status
+from robocell.hardware.executor import Motion
 from robocell.hardware.bounds import (
     MAX_MOTION_DURATION, MAX_STOP_REASON, MAX_TRAJECTORY_SAMPLES, MIN_SAMPLE_INTERVAL, MIN_SPEED, SERVO_DT,
 )
 from robocell.hardware.bounds import MAX_GRIPPER_FORCE as MAX_GRIPPER_FORCE
+from robocell.hardware.servojudge import SERVO_FRESH as SERVO_FRESH  # re-exported (benchmarks read it)
 from robocell.hardware.protocol import (
     MAX_ARRAY, VERSION, Code, Request, WireError, check_args, get_bool, get_float, get_matrix, get_pose,
     describe, get_str, get_vector, reply,
@@ -37,7 +39,6 @@ if TYPE_CHECKING:
     from robocell.hardware.server import ArmServer
 
 CALL_TIMEOUT = 1.0  # s to wait for the control thread to take a call (it ticks every 1-2 ms)
-SERVO_FRESH = 0.25  # s: an older previous setpoint is not the reference for the next one
 
 
 def code_for(exc: RobocellError) -> Code:
@@ -67,6 +68,7 @@ class Ops:
     def __init__(self, server: ArmServer) -> None:
         self.s = server
         self.control: ControlLoop = server.control
+        self.proxy = server.control_proxy  # --control process: the control process's end of the link, else None
         self.n = len(server.kin.joint_names)
         self.names = server.kin.joint_names
 
@@ -78,17 +80,20 @@ class Ops:
     def _call(self, fn: Callable[[float, DriverState], Any]) -> Any:
         return self.control.run(fn, CALL_TIMEOUT)
 
+    def _invoke(self, name: str, **args: Any) -> Any:
+        """Run ``linkops.CALLS[name]`` on the control loop: this process's thread, or the control process."""
+        if self.proxy is not None:
+            return self.proxy.invoke(name, args, CALL_TIMEOUT)
+        c, judge = self.control, self.s.servo_judge
+        return self._call(lambda now, st: linkops.CALLS[name](c, judge, now, st, args))
+
     def _ready_to_move(self, op: str) -> None:
-        c = self.control
-        if c.hardware_faults:
-            raise WireError(Code.FAULT, f"{op}: the driver reports a fault ({', '.join(c.hardware_faults)}); "
-                                        "clear it on the robot, then reset")
-        if c.latched:
-            raise WireError(Code.STOPPED, f"{op}: the arm is in a latched protective stop "
-                                          f"({'; '.join(c.faults)}); send reset before moving")
-        if c.executor.moving:
-            raise WireError(Code.BUSY, f"{op}: the arm is executing motion {c.executor.motion.id if c.executor.motion else '?'}; "
-                                       "wait for it or stop it first")
+        if self.proxy is not None:
+            # asked, not read from the state copy: a client that saw its motion end in the state
+            # stream may be a state ahead of this process's copy (and the loop checks again at start)
+            self._invoke("ready", op=op)
+            return
+        linkops.ready_to_move(self.control, op)
 
     def _plan(self, req: Request, t_recv: float, plan: Callable[[], tuple[JointTrajectory, np.ndarray]]) -> Deferred:
         self._ready_to_move(req.op)
@@ -103,14 +108,12 @@ class Ops:
             if waited > req.deadline:
                 raise WireError(Code.DEADLINE_EXCEEDED, f"{req.op}: planning finished {waited * 1000:.0f} ms after "
                                 f"receipt, past the deadline of {req.deadline * 1000:.0f} ms; nothing moved")
-            motion = Motion(req.id, traj, q_goal, 0.0)
-
-            def start(now: float, st: DriverState) -> None:
-                self._ready_to_move(req.op)  # again: a stop may have come in while we planned
-                self.control.start_motion(motion, now)
-                self.s.servo_last = None
-
-            self._call(start)
+            if self.proxy is not None:
+                self.proxy.begin(req.id, traj, q_goal, req.op, CALL_TIMEOUT)
+            else:
+                motion = Motion(req.id, traj, q_goal, 0.0)
+                c, judge = self.control, self.s.servo_judge
+                self._call(lambda now, st: linkops.start(c, judge, now, motion, req.op))
             return reply(req.id, Code.OK, "", {"motion": req.id, "duration": traj.duration,
                                                "q_goal": q_goal.tolist()})
         except WireError as exc:
@@ -124,6 +127,8 @@ class Ops:
                                                 "the arm was stopped. Please report it")
 
     def _q_plan_start(self) -> np.ndarray:
+        if self.proxy is not None:
+            return np.asarray(self._invoke("q_cmd"), dtype=float)
         return self.control.executor.q_cmd.copy()
 
     # ---------------------------------------------------------------- read-only
@@ -145,53 +150,41 @@ class Ops:
             "state_endpoint": s.state_endpoint, "state_rate": s.state_rate,
             "control_rate": info.control_rate, "watchdog": s.watchdog, "lease_timeout": s.lease_timeout,
             "servo_period": s.servo_period, "liveness": s.liveness, "servo_timeout": s.servo_timeout,
+            "control": s.control_mode, "rt_endpoint": self.proxy.rt_endpoint if self.proxy is not None else None,
+            "scheduling": s.scheduling_text(),
         }
 
     def op_state(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:
         check_args(req.args, frozenset(), req.op)
-        return self.control.latest
+        return (self.proxy if self.proxy is not None else self.control).latest
 
     def op_motion(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:
         check_args(req.args, frozenset({"motion"}), req.op)
         mid = req.args.get("motion")
         if isinstance(mid, bool) or not isinstance(mid, int) or not 0 <= mid < 2**64:
             raise WireError(Code.BAD_FIELD, "motion: field 'motion' must be the integer id of a move")
-        m = self.control.motions.get(mid)
-        if m is None:
-            raise WireError(Code.BAD_FIELD, f"motion: no recent motion with id {mid}")
-        return m.summary()
+        if self.proxy is not None:
+            result: dict[str, Any] = self.proxy.invoke("motion", {"mid": mid}, CALL_TIMEOUT)
+            return result
+        return linkops.motion(self.control, mid)
 
     def op_stats(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:
         check_args(req.args, frozenset(), req.op)
-        c = self.control
-        iv = np.asarray(c.stats.intervals, dtype=float)
-        ss = c.executor.servo_stats
-        return {
-            "ticks": c.stats.ticks, "late_ticks": c.stats.late_ticks,
-            "tick_p50": float(np.percentile(iv, 50)) if iv.size else 0.0,
-            "tick_p99": float(np.percentile(iv, 99)) if iv.size else 0.0,
-            "tick_max": float(iv.max()) if iv.size else 0.0,
-            "servo": {"received": ss.received, "applied_next_tick": ss.applied_next_tick,
-                      "applied_late": ss.applied_late, "superseded": ss.superseded},
-            "watchdog": [{"silent": e.silent, "stalled": e.stalled, "key": e.key, "cause": e.cause, "at": e.at}
-                         for e in c.stats.watchdog],
+        out: dict[str, Any] = (self.proxy.invoke("stats", {}, CALL_TIMEOUT) if self.proxy is not None
+                               else linkops.control_stats(self.control))
+        out.update({
             "messages": dict(self.s.counters),
             "reply_cache": {"replies": len(self.s.cache), "clients": self.s.cache.client_count()},
             "audit": {"written": self.s.audit.written, "suppressed": self.s.audit.suppressed,
                       "rotations": self.s.audit.rotations},
-            "liveness": {"silence_max": c.stats.liveness_silence_max},
-        }
+            "control": self.s.control_mode, "scheduling": self.s.scheduling_text(),
+            "rt_endpoint": self.proxy.rt_endpoint if self.proxy is not None else None,
+        })
+        return out
 
     def op_world(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:
         check_args(req.args, frozenset(), req.op)
-        drv = self.s.driver
-
-        def read(now: float, st: DriverState) -> dict[str, Any]:
-            held = getattr(drv, "held_object", None)
-            return {"objects": {k: np.asarray(v).reshape(-1).tolist() for k, v in drv.object_poses().items()},
-                    "held": held() if callable(held) else None}
-
-        result: dict[str, Any] = self._call(read)
+        result: dict[str, Any] = self._invoke("world")
         return result
 
     # ---------------------------------------------------------------- lease, stop, reset
@@ -204,21 +197,10 @@ class Ops:
 
     def op_lease_release(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:
         check_args(req.args, frozenset(), req.op)
-        c = self.control
-
-        def release(now: float, st: DriverState) -> bool:
-            m = c.executor.motion
-            if m is not None and m.status is Status.RUNNING:
-                # a trajectory needs its holder until it ends; refusing changes nothing
-                raise WireError(Code.BUSY, f"lease_release: motion {m.id} is running and needs its controlling "
-                                           "client until it ends; wait for it (or send stop) before releasing "
-                                           "the lease; nothing was released")
-            ended = c.end_servo("the lease was released")
-            c.keeper.release()
-            return ended
-
-        ended = bool(self._call(release))
-        self.s.servo_last = None
+        ended = bool(self._invoke("release"))
+        if self.proxy is not None:
+            self.s.leases.release()  # the authority's copy (the control process released its own)
+        self.s.servo_judge.forget()
         return {"servo_ended": ended}
 
     def op_stop(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:
@@ -230,20 +212,8 @@ class Ops:
 
     def op_reset(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:
         check_args(req.args, frozenset(), req.op)
-        c = self.control
-
-        def reset(now: float, st: DriverState) -> None:
-            if c.executor.stopping is not None:
-                raise WireError(Code.BUSY, "reset: the arm is still decelerating; retry when mode is 'stopped' "
-                                           "and the joints are at rest")
-            if st.faults:
-                raise WireError(Code.FAULT, f"reset: the driver still reports {', '.join(st.faults)}; "
-                                            "clear it on the robot first")
-            c.faults.clear()
-            c.executor.hold_here(c.executor.q_cmd)
-            self.s.servo_last = None
-
-        self._call(reset)
+        self._invoke("reset")
+        self.s.servo_judge.forget()
         return {}
 
     # ---------------------------------------------------------------- motions
@@ -286,43 +256,24 @@ class Ops:
         q = get_matrix(req.args, "q", req.op, self.n, rows)
         traj = (JointTrajectory(t, q, get_matrix(req.args, "qd", req.op, self.n, rows)) if "qd" in req.args
                 else timed_trajectory(t, q))
-        check_follow_start(traj, self.control.q_meas)
+        check_follow_start(traj, self.proxy.q_meas if self.proxy is not None else self.control.q_meas)
         return self._plan(req, t_recv, lambda: (traj, traj.q[-1].copy()))
 
     def op_servo(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:
         check_args(req.args, frozenset({"q", "dt", "seq"}), req.op)
         c, s = self.control, self.s
-        if c.latched or c.hardware_faults:
-            self._ready_to_move(req.op)
-        m = c.executor.motion
-        if c.executor.stopping is not None or (m is not None and m.status is Status.RUNNING):
-            raise WireError(Code.BUSY, "servo: a motion is running; stop it (or wait) before streaming setpoints")
         q = get_vector(req.args, "q", req.op, self.n, self.names)
         dt = get_float(req.args, "dt", req.op, lo=SERVO_DT[0], hi=SERVO_DT[1], default=s.servo_period)
         seq = req.args.get("seq", req.id)
         if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < 2**64:
             raise WireError(Code.BAD_FIELD, "servo: field 'seq' must be an integer in [0, 2^64-1]")
-        s.safety.check_joints(q, what="servo setpoint")
-        s.safety.check_tcp((s.base @ s.cmd_kin.fk_matrix(q))[:3, 3], what="servo setpoint")
-        last = s.servo_last
-        fresh = last is not None and t_recv - last[1] < SERVO_FRESH
-        if fresh and last is not None:
-            ref = last[0]
-        else:
-            # A stream's first setpoint is judged from the commanded or the measured position,
-            # whichever is nearer: a client starts from the state it reads, and an arm that
-            # settled within tolerance (or lags under load) measures a few mrad off its command.
-            # A stream that resumes after a pause is also judged from its own last setpoint, the
-            # target the arm still tracks or has settled on (nothing else moved it since: a motion,
-            # stop, reset, servo_end or new lease forgets it); the tracker may not be there yet if
-            # the server stalled. A jump away from all of them is still refused; the tracker limits
-            # speed and acceleration.
-            cmd, meas = c.executor.q_cmd.copy(), np.asarray(c.q_meas, dtype=float)
-            refs = [cmd, meas] + ([last[0]] if last is not None else [])
-            ref = min(refs, key=lambda r: float(np.max(np.abs(q - r))))
-        s.safety.check_step(ref, q, dt)
-        velocity = (q - ref) / dt if fresh else np.zeros(self.n)
-        s.servo_last = (q, t_recv)
+        if self.proxy is not None:
+            # judged and applied by the control process, which answers within a tick (the realtime
+            # socket is the fast path: no reply, no command process on the way)
+            self.proxy.invoke("servo", {"q": q.tolist(), "dt": dt, "seq": seq, "t_recv": t_recv}, CALL_TIMEOUT)
+            return {"seq": seq}
+        linkops.servo_ready(c)
+        velocity = s.servo_judge.judge(q, dt, t_recv, c.executor.q_cmd.copy(), np.asarray(c.q_meas, dtype=float))
 
         def apply(now: float, st: DriverState) -> None:
             if not c.latched:
@@ -333,22 +284,17 @@ class Ops:
 
     def op_servo_end(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:
         check_args(req.args, frozenset(), req.op)
-        c = self.control
-
-        def end(now: float, st: DriverState) -> tuple[bool, int]:
-            return c.end_servo("servo_end from the client"), c.executor.last_servo_seq
-
-        ended, seq = self._call(end)
-        self.s.servo_last = None  # a new stream starts from where the arm is
+        ended, seq = self._invoke("servo_end")
+        self.s.servo_judge.forget()  # a new stream starts from where the arm is
         return {"ended": bool(ended), "seq": int(seq)}
 
     def op_gripper(self, req: Request, key: str, t_recv: float) -> dict[str, Any]:
         check_args(req.args, frozenset({"action", "width", "force"}), req.op)
-        c, info = self.control, self.s.driver.info
+        view, info = self.control if self.proxy is None else self.proxy, self.s.driver.info
         if info.gripper_max_width <= 0:
             raise WireError(Code.UNSUPPORTED, "gripper: this arm has no gripper")
-        if c.latched or c.hardware_faults:
-            self._ready_to_move(req.op)
+        if self.proxy is None and (view.latched or view.hardware_faults):
+            self._ready_to_move(req.op)  # (--control process: the control process checks it)
         action = get_str(req.args, "action", req.op)
         width: float | None = None
         force: float | None = None
@@ -362,11 +308,4 @@ class Ops:
         else:
             raise WireError(Code.BAD_FIELD, f"gripper: action must be 'open' or 'close', got {describe(action)}")
 
-        def command(now: float, st: DriverState) -> int:
-            if c.latched:
-                raise WireError(Code.STOPPED, "gripper: the arm is in a latched protective stop; reset first")
-            c.driver.gripper(width, force)
-            c.gripper_seq += 1
-            return c.gripper_seq
-
-        return {"seq": self._call(command)}
+        return {"seq": self._invoke("gripper", width=width, force=force)}

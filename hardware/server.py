@@ -45,6 +45,8 @@ from robocell.hardware.bounds import (
     SNDHWM,
 )
 from robocell.hardware.control import ControlLoop
+from robocell.hardware.controlproc import ControlProcess, ProcessOptions, RemoteDriver
+from robocell.hardware.sched import scheduling
 from robocell.hardware.driver import Driver
 from robocell.hardware.lease import Lease, LeaseKeeper
 from robocell.hardware.liveness import Heartbeat, LivenessChannel, check_deadline
@@ -56,9 +58,11 @@ from robocell.hardware.protocol import (
 from robocell.hardware.ratelimit import RateLimiter, cost
 from robocell.hardware.replycache import ReplyCache
 from robocell.hardware.security import AllowList, ServerKeys, check_bind
+from robocell.hardware.servojudge import ServoJudge
 from robocell.hardware.telemetry import TELEMETRY_PERIOD, TelemetryThread, Traffic
 from robocell.motion.kinematics_setup import arm_parts
 
+CONTROL_MODES = ("thread", "process")
 READ_ONLY_OPS = frozenset({"hello", "state", "motion", "world", "stats", "heartbeat"})
 STOP_TIMEOUT = 3.0  # s a fail-stop waits for the controlled deceleration before the driver's own stop
 MAX_INTERNAL_PRINTS = 20  # INTERNAL errors printed with their cause to stderr (then only counted)
@@ -78,7 +82,10 @@ class ArmServer:
                  audit: str | Path | None = None, insecure: bool = False, audit_max_bytes: int | None = None,
                  audit_keep: int | None = None, rate: float = RATE,
                  telemetry_period: float = TELEMETRY_PERIOD, liveness: float = 0.05,
-                 servo_timeout: float = 0.2) -> None:
+                 servo_timeout: float = 0.2, control: str = "thread",
+                 process_options: ProcessOptions | None = None) -> None:
+        """``control="process"``: the control loop runs in its own process (``process_options``;
+        ``driver`` is then None: that process creates it); ``"thread"``: a thread of this one."""
         arm_spec = next((a for a in spec.arms if a.name == arm), None)
         if arm_spec is None:
             raise ConfigError(f"the cell has no arm '{arm}'; its arms are: {', '.join(a.name for a in spec.arms)}")
@@ -96,19 +103,22 @@ class ArmServer:
         if not (100.0 <= rate <= 1e7):
             raise ConfigError(f"request rate {rate} per second is outside [100, 1e7]; give the requests per "
                               "second one client may send (default 5000)")
+        if control not in CONTROL_MODES:
+            raise ConfigError(f"--control {control!r}: choose one of {', '.join(CONTROL_MODES)}")
+        if (control == "process") != (process_options is not None) or (control == "thread") != (driver is not None):
+            raise ConfigError("ArmServer: give a driver with control='thread', process_options with control='process'")
         check_bind(bind, keys, insecure)
         if state_bind is not None:
             check_bind(state_bind, keys, insecure)
         self.spec = spec
         self.arm = arm
-        self.driver = driver
+        self.control_mode = control
         self.model, self.kin, self.safety = arm_parts(arm_spec)
         _, plan_kin, _ = arm_parts(arm_spec)  # the planner thread's own copy: no shared solver state
         self.plan_kin = plan_kin
         _, self.cmd_kin, _ = arm_parts(arm_spec)  # and the command thread's (servo checks)
         self.gripper_force = float(arm_spec.gripper.force)
         self.base = np.asarray(arm_spec.base.se3().A, dtype=float)
-        self._check_driver()
         self.state_rate = state_rate
         self.watchdog = watchdog
         self.lease_timeout = lease_timeout
@@ -121,15 +131,29 @@ class ArmServer:
             audit_opts["keep"] = audit_keep
         self.audit = AuditLog(audit, **audit_opts)
         self.counters: collections.Counter[str] = collections.Counter({k: 0 for k in COUNTERS})
+        self.lease = Lease()
+        self.control_proxy: ControlProcess | None = None
+        if process_options is not None:
+            self.control_proxy = ControlProcess(process_options, self._event, self._lease_lost, self._heard_rt)
+            driver = RemoteDriver(self.control_proxy.info, self.control_proxy)  # type: ignore[assignment]
+        assert driver is not None
+        self.driver = driver
+        try:
+            self._check_driver()
+        except BaseException:
+            if self.control_proxy is not None:
+                self.control_proxy.close()
+            raise
         self.liveness = liveness
         self.servo_timeout = servo_timeout
         self.heartbeat = Heartbeat.for_deadline(liveness)
-        self.lease = Lease()
         self.ctx = zmq.Context()
         self._auth: Any = None
         self.router = self._socket(zmq.ROUTER)
-        self.pub = self._socket(zmq.PUB)
-        self.pub.setsockopt(zmq.SNDHWM, 16)  # subscribers want the latest state, not a backlog
+        self.pub: zmq.Socket[bytes] | None = None
+        if self.control_proxy is None:
+            self.pub = self._socket(zmq.PUB)
+            self.pub.setsockopt(zmq.SNDHWM, 16)  # subscribers want the latest state, not a backlog
         # Memory per connection is bounded by RCVHWM x MAX_SOCKET_MESSAGE: libzmq counts messages,
         # not bytes, and drops a peer whose frame exceeds MAXMSGSIZE before buffering it.
         self.router.setsockopt(zmq.RCVHWM, RCVHWM)
@@ -137,16 +161,23 @@ class ArmServer:
         self.router.setsockopt(zmq.MAXMSGSIZE, MAX_SOCKET_MESSAGE)
         self.router.bind(bind)
         self.endpoint = self.router.getsockopt_string(zmq.LAST_ENDPOINT)
-        self.pub.bind(state_bind or _next_port(bind, self.endpoint))
-        self.state_endpoint = self.pub.getsockopt_string(zmq.LAST_ENDPOINT)
+        if self.pub is not None:
+            self.pub.bind(state_bind or _next_port(bind, self.endpoint))
+            self.state_endpoint = self.pub.getsockopt_string(zmq.LAST_ENDPOINT)
+        else:
+            assert self.control_proxy is not None
+            self.state_endpoint = self.control_proxy.state_endpoint
         # handshake failures the ZAP handler never sees (a NULL client at a CURVE server)
-        self._monitors = [s.get_monitor_socket(sum(_HANDSHAKE_EVENTS)) for s in (self.router, self.pub)] \
-            if keys is not None else []
-        self.leases = LeaseKeeper(self.lease, lease_timeout, self._event, self._liveness_channel,
+        self._monitors = [s.get_monitor_socket(sum(_HANDSHAKE_EVENTS)) for s in (self.router, self.pub)
+                          if s is not None] if keys is not None else []
+        # --control process: no liveness connections (the lease is kept by heartbeats, on the
+        # realtime socket best: the control process's watchdog reads them itself)
+        self.leases = LeaseKeeper(self.lease, lease_timeout, self._event,
+                                  self._liveness_channel if self.control_proxy is None else None,
                                   self.heartbeat.deadline, self.heartbeat.interval)
-        self.control = ControlLoop(driver, self.kin, self.safety, self.base, self.pub.send, state_rate, watchdog,
-                                   self.lease, self._event, lease_timeout, telemetry_period, servo_timeout=servo_timeout,
-                                   keeper=self.leases)
+        self.control: ControlLoop = self.control_proxy if self.control_proxy is not None else ControlLoop(  # type: ignore[assignment]
+            driver, self.kin, self.safety, self.base, self.pub.send, state_rate, watchdog,  # type: ignore[union-attr]
+            self.lease, self._event, lease_timeout, telemetry_period, servo_timeout=servo_timeout, keeper=self.leases)
         self._results: collections.deque[tuple[tuple[str, int], bytes, dict[str, Any]]] = collections.deque()
         self._wake = f"inproc://robocell-wake-{id(self)}"
         self._wake_pull = self.ctx.socket(zmq.PULL)
@@ -162,8 +193,8 @@ class ArmServer:
         self._stops: collections.deque[Received] = collections.deque()
         self._queued = 0
         self._queued_bytes = 0
-        # the servo stream's previous setpoint (q, receive time); public: the operation handlers (ops.py) keep it
-        self.servo_last: tuple[np.ndarray, float] | None = None
+        # the servo stream's reference (command thread; the control process has its own)
+        self.servo_judge = ServoJudge(self.safety, self.cmd_kin, self.base)
         self._running = threading.Event()
         self._thread: threading.Thread | None = None
         self._command_error: BaseException | None = None
@@ -215,7 +246,8 @@ class ArmServer:
     def start(self) -> ArmServer:
         self._running.set()
         self.control.start()
-        self.telemetry.start()
+        if self.control_proxy is None:
+            self.telemetry.start()  # the control process publishes no telemetry yet (see docs/realtime.md)
         self._thread = threading.Thread(target=self._serve, name="robocell-commands", daemon=True)
         self._thread.start()
         self._event("start", f"serving arm '{self.arm}' on {self.endpoint}, state on {self.state_endpoint}")
@@ -230,6 +262,8 @@ class ArmServer:
             why = f"the command thread died ({self._command_error!r})"
         elif not self.planner.alive:
             why = f"the planner thread died ({self.planner.error!r})"
+        elif self.control_proxy is not None and self.control_proxy.failure is not None:
+            why = self.control_proxy.failure
         elif self.control.failure is not None or (self._thread is not None and not self.control.alive):
             why = f"the control loop died ({self.control.failure!r})"
         elif self._auth is not None and not self._auth.is_alive():
@@ -248,10 +282,23 @@ class ArmServer:
             # then calls the driver's own stop once that thread has ended
             self.control.request_stop(f"server failure: {why}")
             t_end = time.monotonic() + STOP_TIMEOUT
-            while time.monotonic() < t_end and (not self.control.latched or self.control.executor.stopping):
+            while time.monotonic() < t_end and not self._stopped():
                 time.sleep(0.005)  # not synchronisation: a bounded wait while the arm decelerates
         else:
             self.driver.stop()  # nobody else drives it any more
+
+    def _stopped(self) -> bool:
+        if self.control_proxy is not None:
+            st = self.control_proxy.latest
+            return self.control_proxy.latched and not any(abs(v) > 1e-3 for v in st.get("qd", ()))
+        return self.control.latched and self.control.executor.stopping is None
+
+    def scheduling_text(self) -> str:
+        """What the control loop was granted: ``fifo N``, ``nice -20`` or ``normal`` (hello, stats)."""
+        if self.control_proxy is not None:
+            return self.control_proxy.scheduling
+        info = scheduling(self.control.native_id)
+        return f"fifo {info['priority']}" if info["realtime"] else "normal"
 
     def wait(self) -> None:
         """Block until :meth:`close`; raise :class:`ServerFailure` as soon as any server thread died
@@ -266,7 +313,8 @@ class ArmServer:
         self._running.clear()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
-        self.telemetry.close()
+        if self.control_proxy is None:
+            self.telemetry.close()
         self.control.close()
         self.leases.close()
         try:
@@ -471,6 +519,7 @@ class ArmServer:
             return
         if self.lease.token is not None and req.lease == self.lease.token and key == self.lease.key:
             self.lease.last_heard = t_recv
+            self.control.heard(t_recv)
         if req.op in NO_REPLY_OPS:
             return
         if req.op == "state" and not req.args:
@@ -601,10 +650,16 @@ class ArmServer:
         why = self.leases.held_by_other(key, t_recv, presented)
         if why is not None:
             raise WireError(Code.LEASE_HELD, why)  # refused here, before the control thread binds anything
+        if self.control_proxy is not None:
+            # this process is the lease's authority; the control process gets a copy (its watchdog's)
+            token, _ = self.leases.acquire(key, t_recv, presented, False)
+            self.control_proxy.lease(token, key, t_recv)
+            self.servo_judge.forget()
+            return token, None
         # on the control thread: the lease never changes in the middle of a tick's watchdog check
         token, channel = self.control.run(lambda now, st: self.leases.acquire(key, t_recv, presented, liveness),
                                           ops.CALL_TIMEOUT)
-        self.servo_last = None
+        self.servo_judge.forget()
         return token, channel
 
     def _liveness_channel(self) -> LivenessChannel | None:
@@ -612,6 +667,16 @@ class ArmServer:
         if not self.endpoint.startswith("tcp://"):
             return None
         return LivenessChannel(self._socket, self.endpoint, self.heartbeat, secure=self.keys is not None)
+
+    def _lease_lost(self, token: str) -> None:
+        """(Link reader.) The control process's watchdog expired the lease ``token``: so does its authority."""
+        if self.lease.token == token:
+            self.leases.release()
+
+    def _heard_rt(self, t: float) -> None:
+        """(Link reader.) The holder was heard on the realtime socket: it keeps its lease here too."""
+        if self.lease.token is not None:
+            self.lease.last_heard = max(self.lease.last_heard, t)
 
     def _event(self, kind: str, text: str) -> None:
         self.audit.record("server", kind, 0, kind not in ("stop", "fault"), kind.upper(), text)

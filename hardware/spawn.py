@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import select
 import signal
 import subprocess
@@ -70,7 +71,10 @@ class ServerProcess:
         self.output: list[str] = []
 
     def start(self, timeout: float = START_TIMEOUT) -> ServerProcess:
-        cmd = [sys.executable, "-m", "robocell", "serve", "--cell", self.cell, "--bind", self.bind, *self.args]
+        # ROBOCELL_SERVE_ARGS: options added to every server started here unless given (the tests run
+        # tests/hardware in both control modes with ROBOCELL_SERVE_ARGS="--control process")
+        extra = shlex.split(os.environ.get("ROBOCELL_SERVE_ARGS", "")) if "--control" not in self.args else []
+        cmd = [sys.executable, "-m", "robocell", "serve", "--cell", self.cell, "--bind", self.bind, *self.args, *extra]
         if self.state_bind:
             cmd += ["--state-bind", self.state_bind]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -86,6 +86,15 @@ def serve(
     insecure: Annotated[bool, typer.Option(help="Allow a non-loopback bind without keys.")] = False,
     rate: Annotated[float, typer.Option(help="Requests per second one client may send (100-1e7).")] = 5000.0,
     driver_option: Annotated[Optional[list[str]], typer.Option(help="NAME=VALUE passed to the driver (repeatable).")] = None,
+    control: Annotated[str, typer.Option(help=(
+        "Where the 1 kHz control loop runs: 'thread' (a thread of this process) or 'process' (its own process, "
+        "at real-time priority where granted, with its own realtime socket for servo, heartbeat and stop)."))] = "thread",
+    realtime: Annotated[str, typer.Option(help=(
+        "--control process: 'auto' takes SCHED_FIFO if the host grants it (else says why and runs normal), "
+        "'require' exits 2 if refused, 'off' never asks."))] = "auto",
+    rt_priority: Annotated[int, typer.Option(help="--control process: its SCHED_FIFO priority (1-98).")] = 80,
+    rt_bind: Annotated[Optional[str], typer.Option(help=(
+        "--control process: the realtime endpoint (default: command port + 2)."))] = None,
 ) -> None:
     """Serve one arm of a cell over ZeroMQ, with a driver (the simulator or a real arm)."""
     from robocell.cellfile.spec import load_cell_spec
@@ -111,6 +120,19 @@ def serve(
         raise ConfigError(f"--audit-keep {audit_keep} is outside [0, 1000]; give how many rotated files to keep")
     check_free(bind, state_bind)
     check_deadline(liveness, "--liveness")  # deadlines too: before the driver connects to anything
+    if control not in ("thread", "process"):
+        raise ConfigError(f"--control {control!r}: choose 'thread' (default) or 'process'")
+    if realtime not in ("auto", "require", "off"):
+        raise ConfigError(f"--realtime {realtime!r}: choose 'auto' (default), 'require' or 'off'")
+    if not 1 <= rt_priority <= 98:
+        raise ConfigError(f"--rt-priority {rt_priority} is outside [1, 98]; 80 (the default) is above the "
+                          "kernel's threaded interrupt handlers (50)")
+    if control == "process":
+        _return_large_buffers()
+        _serve_process(cell, name, driver, bind, state_bind, rt_bind, state_rate, watchdog, lease_timeout,
+                       servo_timeout, keys, server_keys, audit, insecure, audit_max_bytes, audit_keep, rate, liveness,
+                       realtime, rt_priority, _parse_options(driver_option or []))
+        return
     # the control thread must get the GIL back within a fraction of its 1 ms period
     sys.setswitchinterval(0.0002)
     _return_large_buffers()
@@ -128,16 +150,20 @@ def serve(
     # 1 kHz control loop for tens of milliseconds.
     gc.collect()
     gc.freeze()
+    _run(server, ready_line(name, driver, server.endpoint, server.state_endpoint, server_keys is not None))
+
+
+def _run(server: object, line: str) -> None:
+    """Serve until SIGINT/SIGTERM; exit 1 (the arm stopped) when any part of the server died."""
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
     failure: str | None = None
     try:
-        with server:
-            print(ready_line(name, driver, server.endpoint, server.state_endpoint, server_keys is not None),
-                  flush=True)
+        with server:  # type: ignore[attr-defined]
+            print(line, flush=True)
             while not done.wait(0.1):
-                failure = server.failure()  # stops the arm when any server thread died
+                failure = server.failure()  # type: ignore[attr-defined]  # stops the arm when any part died
                 if failure is not None:
                     break
     finally:
@@ -150,6 +176,45 @@ def serve(
         print(f"robocell serve: exiting with status 1: {failure}; the arm was stopped. Restart the server "
               "(a supervisor such as systemd with Restart=on-failure does it)", file=sys.stderr, flush=True)
         raise SystemExit(1)
+
+
+def _port_plus(bind: str, k: int, tail: str) -> str:
+    """``bind``'s host with its port + k (port 0 stays 0: random); other transports get ``tail`` appended."""
+    head, _, port = bind.rpartition(":")
+    if port in ("0", "*"):
+        return head + ":0"
+    return f"{head}:{int(port) + k}" if port.isdigit() and bind.startswith("tcp://") else bind + tail
+
+
+def _serve_process(cell: Path, name: str, driver: str, bind: str, state_bind: Optional[str], rt_bind: Optional[str],
+                   state_rate: float, watchdog: float, lease_timeout: float, servo_timeout: float,
+                   keys: Optional[Path], server_keys: object, audit: Optional[Path], insecure: bool,
+                   audit_max_bytes: int, audit_keep: int, rate: float, liveness: float, realtime: str,
+                   rt_priority: int, driver_options: dict[str, object]) -> None:
+    """``--control process``: the control process creates the driver; this one handles commands."""
+    from robocell.hardware.controlproc import ProcessOptions
+    from robocell.hardware.security import check_bind
+    from robocell.hardware.server import ArmServer
+    from robocell.hardware.spawn import ready_line
+
+    from robocell.cellfile.spec import load_cell_spec
+
+    rt = rt_bind or _port_plus(bind, 2, "-rt")
+    check_bind(rt, server_keys, insecure)
+    opts = ProcessOptions(cell=str(cell), arm=name, driver=driver, driver_options=driver_options,
+                          state_bind=state_bind or _port_plus(bind, 1, "-state"), rt_bind=rt, state_rate=state_rate,
+                          watchdog=watchdog, lease_timeout=lease_timeout, servo_timeout=servo_timeout,
+                          keys=str(keys) if keys is not None else None, realtime=realtime, rt_priority=rt_priority)
+    spec = load_cell_spec(cell)
+    server = ArmServer(spec, name, None, bind=bind, state_rate=state_rate, watchdog=watchdog,
+                       lease_timeout=lease_timeout, keys=server_keys, audit=audit,  # type: ignore[arg-type]
+                       insecure=insecure, audit_max_bytes=audit_max_bytes, audit_keep=audit_keep, rate=rate,
+                       liveness=liveness, servo_timeout=servo_timeout, control="process", process_options=opts)
+    assert server.control_proxy is not None
+    gc.collect()
+    gc.freeze()
+    _run(server, ready_line(name, driver, server.endpoint, server.state_endpoint, server_keys is not None)
+         + f" realtime {server.control_proxy.rt_endpoint} ({server.control_proxy.scheduling})")
 
 
 @keys_app.command("generate")
