@@ -149,10 +149,10 @@ class ControlProcess:
             self._finish(now)
         self._read_rt(now)
         for _ in range(URGENT_BATCH):
-            if not self.urgent.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            if not int(self.urgent.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                 break
             self._on_urgent(now, link_unpack(self.urgent.recv()))
-        if self.bulk.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+        if int(self.bulk.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
             self._on_bulk(now, st, link_unpack(self.bulk.recv()))
         self._lease_news(now)
         while self.events:
@@ -180,7 +180,7 @@ class ControlProcess:
 
     def _read_rt(self, now: float) -> None:
         for _ in range(RT_BATCH):
-            if not self.rt.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            if not int(self.rt.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                 return
             frames = self.rt.recv_multipart(copy=False)
             t_recv = time.monotonic()

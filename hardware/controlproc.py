@@ -218,7 +218,7 @@ class ControlProcess:
             if self.failure is not None:
                 for fut in list(self._futures.values()):
                     if not fut.done():
-                        fut.set_exception(WireError(Code.FAULT, self._failed + "; restart robocell serve"))
+                        fut.set_exception(WireError(Code.FAULT, f"{self.failure}; restart robocell serve"))
 
     def _on_up(self, msg: dict[str, Any]) -> None:
         kind = msg.get("k")
@@ -258,7 +258,7 @@ class ControlProcess:
 
     def _request(self, sock: zmq.Socket[bytes], msg: dict[str, Any]) -> tuple[int, Future[Any]]:
         if self.failure is not None:
-            raise WireError(Code.FAULT, self._failed + "; restart robocell serve")
+            raise WireError(Code.FAULT, f"{self.failure}; restart robocell serve")
         rid = next(self._ids)
         fut: Future[Any] = Future()
         self._futures[rid] = fut

@@ -7,12 +7,15 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from robocell.errors import ConfigError
 from robocell.core.outputs import check_output
+
+if TYPE_CHECKING:
+    from robocell.hardware.security import ServerKeys
 
 keys_app = typer.Typer(help="CURVE keys for `robocell serve` and its clients.", no_args_is_help=True)
 
@@ -188,7 +191,7 @@ def _port_plus(bind: str, k: int, tail: str) -> str:
 
 def _serve_process(cell: Path, name: str, driver: str, bind: str, state_bind: Optional[str], rt_bind: Optional[str],
                    state_rate: float, watchdog: float, lease_timeout: float, servo_timeout: float,
-                   keys: Optional[Path], server_keys: object, audit: Optional[Path], insecure: bool,
+                   keys: Optional[Path], server_keys: ServerKeys | None, audit: Optional[Path], insecure: bool,
                    audit_max_bytes: int, audit_keep: int, rate: float, liveness: float, realtime: str,
                    rt_priority: int, driver_options: dict[str, object]) -> None:
     """``--control process``: the control process creates the driver; this one handles commands."""
@@ -206,8 +209,9 @@ def _serve_process(cell: Path, name: str, driver: str, bind: str, state_bind: Op
                           watchdog=watchdog, lease_timeout=lease_timeout, servo_timeout=servo_timeout,
                           keys=str(keys) if keys is not None else None, realtime=realtime, rt_priority=rt_priority)
     spec = load_cell_spec(cell)
-    server = ArmServer(spec, name, None, bind=bind, state_rate=state_rate, watchdog=watchdog,
-                       lease_timeout=lease_timeout, keys=server_keys, audit=audit,  # type: ignore[arg-type]
+    # no driver in this process: the control process owns it (ArmServer's process mode never reads it)
+    server = ArmServer(spec, name, None, bind=bind, state_rate=state_rate, watchdog=watchdog,  # type: ignore[arg-type]
+                       lease_timeout=lease_timeout, keys=server_keys, audit=audit,
                        insecure=insecure, audit_max_bytes=audit_max_bytes, audit_keep=audit_keep, rate=rate,
                        liveness=liveness, servo_timeout=servo_timeout, control="process", process_options=opts)
     assert server.control_proxy is not None
