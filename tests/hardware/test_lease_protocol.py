@@ -157,8 +157,11 @@ def test_a_stream_whose_setpoints_stop_ends_after_its_deadline_without_a_fault(r
     assert ended and f"setpoint deadline {SERVO_TIMEOUT * 1000:.0f} ms" in ended[-1]["reason"], ended
     assert raw.call("stats")["result"]["watchdog"][n_events:] == []
     # the next setpoint simply starts a new stream
-    _stream(raw, 5)
-    assert _state(raw)["mode"] == "servo"
+    # (a servo reply comes before the tick that applies the setpoint, and a state is built per tick:
+    # wait for the state that shows the new stream's last setpoint, not the one read right after)
+    seq2 = _stream(raw, 5)
+    s = _until(raw, lambda s: s["servo_seq"] == seq2, 2.0, "the new stream's setpoints applied")
+    assert s["faults"] == [], s
     assert raw.call("servo_end")["ok"]
 
 
