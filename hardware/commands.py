@@ -230,6 +230,7 @@ class CommandThread:
 
     def _handle(self, t_recv: float, ident: bytes, data: zmq.Frame | None, frames: int,
                 overflow: bool = False) -> None:
+        """Bound a message's framing, size and rate, and decode it (then :meth:`_answer`)."""
         key = self._key_of(data)
         client = key if self.keys is not None else "anonymous/" + ident.hex()
         self._current = (key, "?", 0)
@@ -268,6 +269,10 @@ class CommandThread:
         if not within_rate and req.op != "stop":
             self._rate_limited(ident, key, data, big, 0 if req.op in NO_REPLY_OPS else req.id)
             return
+        self._answer(t_recv, ident, req, key, client)
+
+    def _answer(self, t_recv: float, ident: bytes, req: Request, key: str, client: str) -> None:
+        """A decoded request within its rate: renew the lease, answer from cache or run it."""
         if self.lease.token is not None and req.lease == self.lease.token and key == self.lease.key:
             self.lease.last_heard = t_recv
             self.control.heard(t_recv)

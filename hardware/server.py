@@ -72,28 +72,16 @@ class ArmServer:
                  servo_timeout: float = 0.2, control: str = "thread",
                  process_options: ProcessOptions | None = None) -> None:
         """``control="process"``: the control loop runs in its own process (``process_options``;
-        ``driver`` is then None: that process creates it); ``"thread"``: a thread of this one."""
+        ``driver`` is then None: that process creates it); ``"thread"``: a thread of this one.
+
+        Longer than most on purpose: after the checks it only builds the server's parts and wires
+        them together in the order they depend on one another, which reads best in one place."""
         arm_spec = next((a for a in spec.arms if a.name == arm), None)
         if arm_spec is None:
             raise ConfigError(f"the cell has no arm '{arm}'; its arms are: {', '.join(a.name for a in spec.arms)}")
-        if not (1.0 <= state_rate <= 1000.0):
-            raise ConfigError(f"state rate {state_rate} Hz is outside [1, 1000] Hz")
-        if not (0.005 <= watchdog <= 5.0):
-            raise ConfigError(f"watchdog (robocell serve --watchdog) {watchdog} s is outside [0.005, 5] s")
-        check_deadline(liveness, "liveness deadline (robocell serve --liveness)")
-        if not (0.01 <= servo_timeout <= 10.0):
-            raise ConfigError(f"servo timeout (robocell serve --servo-timeout) {servo_timeout} s is outside "
-                              "[0.01, 10] s; it is how long a servo stream may go without a setpoint before it "
-                              "ends (default 0.2)")
-        if not (0.05 <= telemetry_period <= 60.0):
-            raise ConfigError(f"telemetry period {telemetry_period} s is outside [0.05, 60] s")
-        if not (100.0 <= rate <= 1e7):
-            raise ConfigError(f"request rate {rate} per second is outside [100, 1e7]; give the requests per "
-                              "second one client may send (default 5000)")
-        if control not in CONTROL_MODES:
-            raise ConfigError(f"--control {control!r}: choose one of {', '.join(CONTROL_MODES)}")
-        if (control == "process") != (process_options is not None) or (control == "thread") != (driver is not None):
-            raise ConfigError("ArmServer: give a driver with control='thread', process_options with control='process'")
+        _check_options(state_rate=state_rate, watchdog=watchdog, liveness=liveness, servo_timeout=servo_timeout,
+                       telemetry_period=telemetry_period, rate=rate, control=control,
+                       has_driver=driver is not None, has_process_options=process_options is not None)
         check_bind(bind, keys, insecure)
         if state_bind is not None:
             check_bind(state_bind, keys, insecure)
@@ -136,27 +124,7 @@ class ArmServer:
         self.heartbeat = Heartbeat.for_deadline(liveness)
         self.ctx = zmq.Context()
         self._auth: Any = None
-        self.router = self._socket(zmq.ROUTER)
-        self.pub: zmq.Socket[bytes] | None = None
-        if self.control_proxy is None:
-            self.pub = self._socket(zmq.PUB)
-            self.pub.setsockopt(zmq.SNDHWM, 16)  # subscribers want the latest state, not a backlog
-        # Memory per connection is bounded by RCVHWM x MAX_SOCKET_MESSAGE: libzmq counts messages,
-        # not bytes, and drops a peer whose frame exceeds MAXMSGSIZE before buffering it.
-        self.router.setsockopt(zmq.RCVHWM, RCVHWM)
-        self.router.setsockopt(zmq.SNDHWM, SNDHWM)
-        self.router.setsockopt(zmq.MAXMSGSIZE, MAX_SOCKET_MESSAGE)
-        self.router.bind(bind)
-        self.endpoint = self.router.getsockopt_string(zmq.LAST_ENDPOINT)
-        if self.pub is not None:
-            self.pub.bind(state_bind or _next_port(bind, self.endpoint))
-            self.state_endpoint = self.pub.getsockopt_string(zmq.LAST_ENDPOINT)
-        else:
-            assert self.control_proxy is not None
-            self.state_endpoint = self.control_proxy.state_endpoint
-        # handshake failures the ZAP handler never sees (a NULL client at a CURVE server)
-        self._monitors = [s.get_monitor_socket(sum(HANDSHAKE_EVENTS)) for s in (self.router, self.pub)
-                          if s is not None] if keys is not None else []
+        self._open_sockets(bind, state_bind)
         # --control process: no liveness connections (the lease is kept by heartbeats, on the
         # realtime socket best: the control process's watchdog reads them itself)
         self.leases = LeaseKeeper(self.lease, lease_timeout, self._event,
@@ -192,6 +160,30 @@ class ArmServer:
                 f"the cell's limits for joint {info.joint_names[i]} [{self.safety.lower[i]:.4f}, "
                 f"{self.safety.upper[i]:.4f}] rad exceed the hardware's [{info.lower[i]:.4f}, {info.upper[i]:.4f}] rad; "
                 "tighten them in the cell file's safety section")
+
+    def _open_sockets(self, bind: str, state_bind: str | None) -> None:
+        """Bind the ROUTER (and, with the control loop in this process, the PUB) socket, bounded."""
+        self.router = self._socket(zmq.ROUTER)
+        self.pub: zmq.Socket[bytes] | None = None
+        if self.control_proxy is None:
+            self.pub = self._socket(zmq.PUB)
+            self.pub.setsockopt(zmq.SNDHWM, 16)  # subscribers want the latest state, not a backlog
+        # Memory per connection is bounded by RCVHWM x MAX_SOCKET_MESSAGE: libzmq counts messages,
+        # not bytes, and drops a peer whose frame exceeds MAXMSGSIZE before buffering it.
+        self.router.setsockopt(zmq.RCVHWM, RCVHWM)
+        self.router.setsockopt(zmq.SNDHWM, SNDHWM)
+        self.router.setsockopt(zmq.MAXMSGSIZE, MAX_SOCKET_MESSAGE)
+        self.router.bind(bind)
+        self.endpoint = self.router.getsockopt_string(zmq.LAST_ENDPOINT)
+        if self.pub is not None:
+            self.pub.bind(state_bind or _next_port(bind, self.endpoint))
+            self.state_endpoint = self.pub.getsockopt_string(zmq.LAST_ENDPOINT)
+        else:
+            assert self.control_proxy is not None
+            self.state_endpoint = self.control_proxy.state_endpoint
+        # handshake failures the ZAP handler never sees (a NULL client at a CURVE server)
+        self._monitors = [s.get_monitor_socket(sum(HANDSHAKE_EVENTS)) for s in (self.router, self.pub)
+                          if s is not None] if self.keys is not None else []
 
     def _socket(self, kind: int) -> zmq.Socket[bytes]:
         s = self.ctx.socket(kind)
@@ -350,6 +342,30 @@ class ArmServer:
         the planner), planned replies not yet sent, and the command queues' capacity."""
         return self.commands.queue_depths()
 
+
+
+def _check_options(*, state_rate: float, watchdog: float, liveness: float, servo_timeout: float,
+                   telemetry_period: float, rate: float, control: str, has_driver: bool,
+                   has_process_options: bool) -> None:
+    """Refuse an option outside its range, naming it, its value and its range (ConfigError)."""
+    if not (1.0 <= state_rate <= 1000.0):
+        raise ConfigError(f"state rate {state_rate} Hz is outside [1, 1000] Hz")
+    if not (0.005 <= watchdog <= 5.0):
+        raise ConfigError(f"watchdog (robocell serve --watchdog) {watchdog} s is outside [0.005, 5] s")
+    check_deadline(liveness, "liveness deadline (robocell serve --liveness)")
+    if not (0.01 <= servo_timeout <= 10.0):
+        raise ConfigError(f"servo timeout (robocell serve --servo-timeout) {servo_timeout} s is outside "
+                          "[0.01, 10] s; it is how long a servo stream may go without a setpoint before it "
+                          "ends (default 0.2)")
+    if not (0.05 <= telemetry_period <= 60.0):
+        raise ConfigError(f"telemetry period {telemetry_period} s is outside [0.05, 60] s")
+    if not (100.0 <= rate <= 1e7):
+        raise ConfigError(f"request rate {rate} per second is outside [100, 1e7]; give the requests per "
+                          "second one client may send (default 5000)")
+    if control not in CONTROL_MODES:
+        raise ConfigError(f"--control {control!r}: choose one of {', '.join(CONTROL_MODES)}")
+    if (control == "process") != has_process_options or (control == "thread") != has_driver:
+        raise ConfigError("ArmServer: give a driver with control='thread', process_options with control='process'")
 
 def _next_port(bind: str, endpoint: str) -> str:
     """Default state endpoint: same host, command port + 1 (or a random port if the command port was)."""
