@@ -81,7 +81,6 @@ class IKSearch:
         # The solver stops when E = 0.5*|e|^2 < tol, e = [dp; angle*axis], so
         # |e| < 0.7*min(tol) guarantees both verified errors with margin.
         tol = 0.5 * (0.7 * min(pos_tol, rot_tol)) ** 2
-        lo_t, hi_t = self._lo_tol, self._hi_tol
         attempts = max(1, int(max_attempts))
 
         found: list[np.ndarray] = []
@@ -98,22 +97,7 @@ class IKSearch:
                 if rng is None:
                     rng = np.random.default_rng(0)
                 q0 = self._retry_start(attempt, start, tep, rng, pool)
-            # joint_limits=False with slimit=1: on a limit violation the solver
-            # would overwrite q with a random vector; checking limits here keeps
-            # the information (which joint, by how much) for the error message.
-            sol = self._ets.ik_LM(
-                tep,
-                q0=q0 if self._identity_order else q0[self._idx],
-                ilimit=_ILIMIT,
-                slimit=1,
-                tol=tol,
-                joint_limits=False,
-            )
-            q = np.asarray(sol.q, dtype=float)
-            if not self._identity_order:
-                q = _unpermute(q, self._idx)
-            inside = bool(((q >= lo_t) & (q <= hi_t)).all())
-            resid = float(sol.residual)
+            q, inside, resid = self._start(q0, tep, tol)
             if resid < tol and inside:
                 q = np.clip(q, self.lower, self.upper)  # strip the 1e-9 slack
                 pe, re = pose_error_mat(self._fk_mat(q), tep)  # never trust the solver alone
@@ -146,6 +130,26 @@ class IKSearch:
             f"(tolerance {pos_tol * 1e3:.1f} mm, {rot_tol:.3f} rad){limit_note}. "
             "Move the target closer to the arm base, check its orientation, or widen the joint limits."
         )
+
+    def _start(self, q0: np.ndarray, tep: np.ndarray, tol: float) -> tuple[np.ndarray, bool, float]:
+        """One LM run from ``q0``: (q in model order, inside the limits, the solver's residual)."""
+        # joint_limits=False with slimit=1: on a limit violation the solver
+        # would overwrite q with a random vector; checking limits here keeps
+        # the information (which joint, by how much) for the error message.
+        sol = self._ets.ik_LM(
+            tep,
+            q0=q0 if self._identity_order else q0[self._idx],
+            ilimit=_ILIMIT,
+            slimit=1,
+            tol=tol,
+            joint_limits=False,
+        )
+        q = np.asarray(sol.q, dtype=float)
+        if not self._identity_order:
+            q = _unpermute(q, self._idx)
+        inside = bool(((q >= self._lo_tol) & (q <= self._hi_tol)).all())
+        resid = float(sol.residual)
+        return q, inside, resid
 
     def _retry_start(
         self, attempt: int, start: np.ndarray, tep: np.ndarray, rng: np.random.Generator, pool: list[np.ndarray]
