@@ -37,47 +37,18 @@ from typing import Any
 import numpy as np
 import zmq
 
-from robocell.errors import (
-    ConfigError, ConnectionLost, KinematicsError, LeaseError, MotionError, ProtectiveStop, ProtocolError,
-    RemoteError, SafetyViolation, UnreachableError,
-)
-from robocell.hardware.connect import DEFAULT_CONNECT_TIMEOUT, ConnectWatch, connect_failure
-from robocell.hardware.liveness import LivenessLink
+from robocell.errors import ConfigError, ConnectionLost, LeaseError, MotionError, ProtocolError
+from robocell.hardware.connect import DEFAULT_CONNECT_TIMEOUT, REPLY_MAX_STR, ConnectWatch, say_hello
+from robocell.hardware.liveness import HEARTBEAT, LivenessLink, send_heartbeats  # noqa: F401 - HEARTBEAT: as before
 from robocell.hardware.protocol import VERSION, WireError, pack, unpack
 from robocell.hardware.security import ClientKeys
+from robocell.hardware.wireerrors import error_for  # noqa: F401 - importable here as before
 
-REPLY_MAX_STR = 1 << 20  # error messages from the server can be long; still bounded
 MAX_IN_FLIGHT = 64  # streamed commands without a reply yet (a 64 ms backlog at 1 kHz)
 STATE_QUEUE = 10_000  # states a queue_states connection holds unread (10 s at 1 kHz)
-HEARTBEAT = 0.01  # s between heartbeats; the server's watchdog default is 50 ms
 # After these, state() waits for a state built after the server answered (read-your-writes).
 SYNC_OPS = frozenset({"move_joints", "move_pose", "follow", "gripper", "stop", "reset", "lease_acquire",
                       "lease_release", "servo_end"})
-
-_ERRORS: dict[str, type[Exception]] = {
-    "SAFETY": SafetyViolation,
-    "UNREACHABLE": UnreachableError,
-    "STOPPED": ProtectiveStop,
-    "BUSY": MotionError,
-    "FAULT": MotionError,
-    "BAD_FIELD": ConfigError,
-    "UNSUPPORTED": ConfigError,
-    "NO_LEASE": LeaseError,
-    "LEASE_HELD": LeaseError,
-    "BAD_MESSAGE": ProtocolError,
-    "BAD_VERSION": ProtocolError,
-    "TOO_LARGE": ProtocolError,
-    "UNKNOWN_OP": ProtocolError,
-    "RATE_LIMITED": RemoteError,  # this client sent too many requests per second; nothing was done
-}
-
-
-def error_for(code: str, message: str) -> Exception:
-    cls = _ERRORS.get(code, RemoteError)
-    if cls is UnreachableError and "IK" not in message and "reach" not in message:
-        cls = KinematicsError
-    return cls(f"{message} [server code {code}]")
-
 
 class Connection:
     """One client's link to an ArmServer (commands, state, heartbeats)."""
@@ -158,7 +129,8 @@ class Connection:
         try:
             d.connect(self.address)
             self._dealer = d
-            self.info = self._hello(d, watch, t_end, limit, first=within is not None)
+            self.info = say_hello(d, watch, t_end, limit, self._envelope, address=self.address, timeout=self.timeout,
+                                  keys_used=self._keys_used(), secure=self.keys is not None, first=within is not None)
         except BaseException:
             watch.close()
             self._drop_sockets()
@@ -202,52 +174,6 @@ class Connection:
 
     def reconnect(self) -> None:
         self._connect()
-
-    def _hello(self, d: zmq.Socket[bytes], watch: ConnectWatch, t_end: float, limit: float,
-               first: bool) -> dict[str, Any]:
-        """Say hello until a reply or ``t_end``: only hello is repeated, since it changes nothing."""
-        poller = zmq.Poller()
-        poller.register(d, zmq.POLLIN | zmq.POLLOUT)
-        if watch.monitor is not None:
-            poller.register(watch.monitor, zmq.POLLIN)
-        sent: set[int] = set()
-        next_hello = 0.0  # when to (re)send: at once, then after each request timeout without a reply
-        while True:
-            now = time.monotonic()
-            left = t_end - now
-            if left <= 0:
-                raise ConnectionLost(connect_failure(self.address, limit, self._keys_used(),
-                                                     watch.what_happened(len(sent), self.keys is not None), first=first))
-            want_send = now >= next_hello
-            # POLLOUT only once the connection (and the CURVE handshake) is complete (ZMQ_IMMEDIATE)
-            poller.modify(d, zmq.POLLIN | (zmq.POLLOUT if want_send else 0))
-            wait = left if want_send else min(left, next_hello - now)
-            events = dict(poller.poll(int(wait * 1000) + 1))
-            watch.drain()
-            if events.get(d, 0) & zmq.POLLIN:
-                try:
-                    rep = unpack(d.recv(), max_str=REPLY_MAX_STR)
-                except WireError as exc:
-                    raise ProtocolError(f"the server at {self.address} sent an undecodable reply to hello "
-                                        f"({exc.message}); is it a robocell server?") from None
-                if rep.get("id") not in sent:
-                    continue
-                if rep.get("ok"):
-                    result = rep.get("result", {})
-                    return result if isinstance(result, dict) else {}
-                if rep.get("code") == "DEADLINE_EXCEEDED":
-                    next_hello = 0.0  # the server was still starting when our hello arrived: ask again
-                    continue
-                raise error_for(str(rep.get("code")), str(rep.get("msg")))
-            if want_send and events.get(d, 0) & zmq.POLLOUT:
-                per_try = min(self.timeout, max(0.01, t_end - time.monotonic()))
-                rid, data = self._envelope("hello", {"client": "robocell-python"}, per_try)
-                try:
-                    d.send(data, zmq.NOBLOCK)
-                except zmq.Again:
-                    continue  # the connection dropped again: wait for the next one
-                sent.add(rid)
-                next_hello = time.monotonic() + per_try
 
     def _keys_used(self) -> str:
         if self.keys is None:
@@ -606,23 +532,9 @@ class Connection:
         return sock in ready
 
     def _heartbeat(self) -> None:
-        s = self.ctx.socket(zmq.DEALER)
-        self._secure(s)
-        s.setsockopt(zmq.IMMEDIATE, 1)
-        s.setsockopt(zmq.SNDHWM, 2)
         # the realtime socket when offered: the control process's watchdog reads it itself
-        s.connect(self.info.get("rt_endpoint") or self.address)
-        try:
-            while not self._hb_stop.wait(HEARTBEAT):
-                token = self.lease
-                if token is None or self._link is not None:
-                    continue  # no lease, or its liveness connection keeps it
-                try:
-                    s.send(pack({"v": VERSION, "op": "heartbeat", "lease": token}), zmq.NOBLOCK)
-                except zmq.Again:
-                    continue  # not connected right now; the watchdog will act if this lasts
-        finally:
-            s.close(linger=0)
+        send_heartbeats(self.ctx, self._secure, self.info.get("rt_endpoint") or self.address, self._hb_stop,
+                        lambda: self.lease if self._link is None else None)  # a liveness connection keeps it
 
     def __enter__(self) -> Connection:
         return self

@@ -7,14 +7,24 @@ follows the command socket's ZeroMQ events while the client waits for it
 within its *connect deadline* (``DEFAULT_CONNECT_TIMEOUT``, docs/protocol.md
 §7), so that on expiry the message can tell "nothing listens there" from "a
 server answered but the CURVE handshake failed" from "connected, but no reply
-to hello".  Only ``hello`` is ever repeated while waiting: it changes nothing.
+to hello".  Only ``hello`` is ever repeated while waiting: it changes nothing
+(:func:`say_hello`, the client's first exchange with a server).
 """
 
 from __future__ import annotations
 
 import collections
+import time
+from collections.abc import Callable
+from typing import Any
 
 import zmq
+
+from robocell.errors import ConnectionLost, ProtocolError
+from robocell.hardware.protocol import WireError, unpack
+from robocell.hardware.wireerrors import error_for
+
+REPLY_MAX_STR = 1 << 20  # error messages from the server can be long; still bounded
 
 DEFAULT_CONNECT_TIMEOUT = 30.0  # s: `robocell serve` starts in 2-10 s; a loaded 2-core host takes longer
 
@@ -86,3 +96,55 @@ def connect_failure(address: str, limit: float, keys: str, what_happened: str, *
         "no --keys for a server started without them). Start the server, check its ready line, and retry; "
         "raise the deadline with --connect-timeout SECONDS (Python: connect_timeout=) for a slow start"
     )
+
+
+def say_hello(d: zmq.Socket[bytes], watch: ConnectWatch, t_end: float, limit: float,
+              envelope: Callable[[str, dict[str, Any] | None, float], tuple[int, bytes]], *, address: str,
+              timeout: float, keys_used: str, secure: bool, first: bool) -> dict[str, Any]:
+    """Say hello on ``d`` until a reply or ``t_end``: only hello is repeated, since it changes nothing.
+
+    ``envelope`` packs a request with a fresh id; ``keys_used`` and ``secure`` describe this
+    client's keys for the message if nothing answers within ``limit``; returns hello's result.
+    """
+    poller = zmq.Poller()
+    poller.register(d, zmq.POLLIN | zmq.POLLOUT)
+    if watch.monitor is not None:
+        poller.register(watch.monitor, zmq.POLLIN)
+    sent: set[int] = set()
+    next_hello = 0.0  # when to (re)send: at once, then after each request timeout without a reply
+    while True:
+        now = time.monotonic()
+        left = t_end - now
+        if left <= 0:
+            raise ConnectionLost(connect_failure(address, limit, keys_used,
+                                                 watch.what_happened(len(sent), secure), first=first))
+        want_send = now >= next_hello
+        # POLLOUT only once the connection (and the CURVE handshake) is complete (ZMQ_IMMEDIATE)
+        poller.modify(d, zmq.POLLIN | (zmq.POLLOUT if want_send else 0))
+        wait = left if want_send else min(left, next_hello - now)
+        events = dict(poller.poll(int(wait * 1000) + 1))
+        watch.drain()
+        if events.get(d, 0) & zmq.POLLIN:
+            try:
+                rep = unpack(d.recv(), max_str=REPLY_MAX_STR)
+            except WireError as exc:
+                raise ProtocolError(f"the server at {address} sent an undecodable reply to hello "
+                                    f"({exc.message}); is it a robocell server?") from None
+            if rep.get("id") not in sent:
+                continue
+            if rep.get("ok"):
+                result = rep.get("result", {})
+                return result if isinstance(result, dict) else {}
+            if rep.get("code") == "DEADLINE_EXCEEDED":
+                next_hello = 0.0  # the server was still starting when our hello arrived: ask again
+                continue
+            raise error_for(str(rep.get("code")), str(rep.get("msg")))
+        if want_send and events.get(d, 0) & zmq.POLLOUT:
+            per_try = min(timeout, max(0.01, t_end - time.monotonic()))
+            rid, data = envelope("hello", {"client": "robocell-python"}, per_try)
+            try:
+                d.send(data, zmq.NOBLOCK)
+            except zmq.Again:
+                continue  # the connection dropped again: wait for the next one
+            sent.add(rid)
+            next_hello = time.monotonic() + per_try

@@ -17,13 +17,13 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
 
 from robocell.core.arm import Mode
 from robocell.hardware.bounds import MAX_FAULTS
+from robocell.hardware.controlstats import TICK_HISTORY, ControlStats, StallLog, WatchdogEvent
 from robocell.hardware.driver import Driver, DriverState
 from robocell.hardware.executor import Executor, Motion, Status
 from robocell.hardware.faults import LatchedFaults
@@ -34,30 +34,9 @@ from robocell.motion.kinematics import Kinematics
 from robocell.motion.safety import SafetyEnvelope
 
 T = TypeVar("T")
-TICK_HISTORY = 20_000  # tick intervals kept for the jitter statistics
 STALL_GRACE = 0.005  # s after a late tick before the watchdog judges silence again (once per silence)
 
-__all__ = ["ControlLoop", "ControlStats", "Lease", "WatchdogEvent"]
-
-
-@dataclass
-class WatchdogEvent:
-    silent: float  # s between the holder's last message (or, liveness: bytes on its connection) and the stop
-    at: float  # monotonic time of the stop command (CLOCK_MONOTONIC: comparable across processes on one host)
-    key: str
-    stalled: float = 0.0  # s between the deadline and the stop during which the control loop could not run
-    cause: str = "heartbeat"  # heartbeat (application silence), liveness (connection dropped), expired (lease)
-
-
-@dataclass
-class ControlStats:
-    ticks: int = 0
-    late_ticks: int = 0  # ticks that started more than one period after the previous one
-    intervals: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=TICK_HISTORY))
-    watchdog: list[WatchdogEvent] = field(default_factory=list)
-    # longest kernel-measured silence of a bound liveness connection while the arm moved for its holder (s):
-    # the margin a live client left against the liveness deadline
-    liveness_silence_max: float = 0.0
+__all__ = ["TICK_HISTORY", "ControlLoop", "ControlStats", "Lease", "WatchdogEvent"]
 
 
 class ControlLoop:
@@ -96,7 +75,7 @@ class ControlLoop:
         self._grace_until = 0.0
         self._grace_for: float | None = None  # the silence (lease.last_heard) the grace was given for
         self._last_late = -float("inf")  # monotonic time of the latest late tick
-        self._stalls: collections.deque[tuple[float, float]] = collections.deque(maxlen=256)  # (tick, overrun s)
+        self.stalls = StallLog()
         self.failure: BaseException | None = None
         # telemetry (robocell.hardware.telemetry): windows closed here, summarised on another thread
         self.telemetry_period = telemetry_period
@@ -244,7 +223,7 @@ class ControlLoop:
         self._account_window(interval, now, late)
         if late:
             s.late_ticks += 1
-            self._stalls.append((now, interval - self.period))
+            self.stalls.add(now, interval - self.period)
             # The whole server process stalled (host, GC): messages that arrived meanwhile are
             # still unread, so silence cannot be judged until the command thread catches up.
             self._last_late = now
@@ -279,9 +258,9 @@ class ControlLoop:
         if lost is not None:
             if self.armed:
                 if lost.cause == "liveness":  # the pauses the judgement left out (see _judge_liveness)
-                    stalled = self._stalled(now - lost.silent, now, self.keeper.liveness_interval)
+                    stalled = self.stalls.stalled(now - lost.silent, now, self.keeper.liveness_interval)
                 else:
-                    stalled = self._stalled(now - lost.silent + self.lease_timeout, now)
+                    stalled = self.stalls.stalled(now - lost.silent + self.lease_timeout, now)
                 self.stats.watchdog.append(WatchdogEvent(lost.silent, now, lost.key, stalled, lost.cause))
                 self._stop(now, st, lost.reason)
             return
@@ -333,7 +312,7 @@ class ControlLoop:
         limit = self.keeper.liveness_deadline if armed else self.lease_timeout
         if silent <= limit:
             return None
-        paused = self._stalled(now - silent, now, self.keeper.liveness_interval)
+        paused = self.stalls.stalled(now - silent, now, self.keeper.liveness_interval)
         if silent - paused <= limit:
             return None
         return self.keeper.drop_silent(now, silent)
@@ -351,7 +330,7 @@ class ControlLoop:
 
     def _watchdog_stop(self, now: float, st: DriverState, reason: str, key: str, silent: float, deadline: float,
                        cause: str) -> None:
-        stalled = self._stalled(deadline, now)
+        stalled = self.stalls.stalled(deadline, now)
         self.stats.watchdog.append(WatchdogEvent(silent, now, key, stalled, cause))
         self._stop(now, st, reason)
 
@@ -375,17 +354,6 @@ class ControlLoop:
         self.on_event("servo", f"servo stream ended ({why}); the arm settles on setpoint {ex.last_servo_seq} "
                                "and holds")
         return True
-
-    def _stalled(self, t0: float, t1: float, at_least: float = 0.0) -> float:
-        """Seconds of [t0, t1] during which the control loop was not running (late ticks' overruns
-        of ``at_least`` s or more).
-
-        A watchdog stop should come within a tick of the deadline (plus STALL_GRACE after a
-        stall); the part of the delay the server itself spent descheduled (a loaded host) is
-        not the watchdog's reaction time.
-        """
-        return sum(max(0.0, min(tick, t1) - max(tick - overrun, t0)) for tick, overrun in self._stalls
-                   if overrun >= at_least)
 
     def _requested_stops(self, now: float, st: DriverState) -> None:
         """Every stop requested since the last tick, as one stop: each reason is counted in the

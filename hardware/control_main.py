@@ -53,6 +53,11 @@ SHUTDOWN_STOP = 3.0  # s for the deceleration before the driver's own stop
 
 class ControlProcess:
     def __init__(self, cfg: dict[str, Any]) -> None:
+        """Build the control process's parts from the command process's ``cfg``.
+
+        Long on purpose: it only opens sockets and builds parts in the order they depend on one
+        another (real-time scheduling before the ZeroMQ context), which reads best in one place.
+        """
         if cfg.get("v") != LINK_VERSION:
             raise SystemExit(f"robocell control process: link version {cfg.get('v')} != {LINK_VERSION}")
         self.scheduling = set_realtime(cfg["realtime"], int(cfg["rt_priority"]))  # before the ZeroMQ context

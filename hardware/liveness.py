@@ -37,6 +37,7 @@ from __future__ import annotations
 import socket
 import struct
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,6 +59,7 @@ MIN_DEADLINE, MAX_DEADLINE = 0.01, 5.0  # s; libzmq heartbeat timers have 1 ms r
 # right after its I/O thread was descheduled, before reading the PING/PONG already waiting for it, and a
 # dropped liveness connection stops the arm. The short deadline is judged from TCP_INFO instead.
 LIBZMQ_TIMEOUT = 5.0
+HEARTBEAT = 0.01  # s between application heartbeats; the server's watchdog default is 50 ms
 KERNEL_JUDGE = sys.platform.startswith("linux") and hasattr(socket, "TCP_INFO")
 _TCP_ESTABLISHED = 1
 _TCPI_LAST_DATA_RECV = 52  # byte offset of tcpi_last_data_recv (ms) in struct tcp_info (linux/tcp.h)
@@ -312,3 +314,25 @@ class LivenessLink:
             self.monitor.close(linger=0)
             self.sock.close(linger=0)
             self.ctx.term()
+
+
+def send_heartbeats(ctx: zmq.Context[zmq.Socket[bytes]], secure: Callable[[zmq.Socket[bytes]], None], endpoint: str,
+                    stop: threading.Event, token: Callable[[], str | None]) -> None:
+    """Application heartbeats to ``endpoint`` every HEARTBEAT s until ``stop``, while ``token()`` names a
+    lease (a client's heartbeat thread, when no liveness connection keeps its lease)."""
+    s = ctx.socket(zmq.DEALER)
+    secure(s)
+    s.setsockopt(zmq.IMMEDIATE, 1)
+    s.setsockopt(zmq.SNDHWM, 2)
+    s.connect(endpoint)
+    try:
+        while not stop.wait(HEARTBEAT):
+            lease = token()
+            if lease is None:
+                continue  # no lease, or its liveness connection keeps it
+            try:
+                s.send(pack({"v": VERSION, "op": "heartbeat", "lease": lease}), zmq.NOBLOCK)
+            except zmq.Again:
+                continue  # not connected right now; the watchdog will act if this lasts
+    finally:
+        s.close(linger=0)

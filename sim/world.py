@@ -99,6 +99,14 @@ class SimWorld:
             # covers a third of the window and shows nothing of the cell.  Teleoperation turns
             # it on for its sliders (robocell.sim.gui.show_sliders).
             pb.configureDebugVisualizer(pb.COV_ENABLE_GUI, 0, physicsClientId=c)
+        self._build_scene()
+        if seed is not None:
+            self.randomize(np.random.default_rng(seed))
+
+    # ---- scene building -------------------------------------------------
+    def _build_scene(self) -> None:
+        """The table, the fixtures, the objects and the arms of the cell file, as PyBullet bodies."""
+        pb, spec = self.pb, self.spec
         self.bodies: dict[str, int] = {}
         self._build_table()
         for fx in spec.fixtures:
@@ -115,13 +123,10 @@ class SimWorld:
                 orn,
                 useFixedBase=True,
                 flags=pb.URDF_ENABLE_CACHED_GRAPHICS_SHAPES,
-                physicsClientId=c,
+                physicsClientId=self.client,
             )
             self.arm_bodies[arm.name] = body
-        if seed is not None:
-            self.randomize(np.random.default_rng(seed))
 
-    # ---- scene building -------------------------------------------------
     def _build_table(self) -> None:
         t = self.spec.table
         if t is None:

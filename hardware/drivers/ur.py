@@ -106,6 +106,12 @@ class URDriver:
         stop_deceleration: float | str = 10.0,
         rtde: URConnections | None = None,
     ) -> None:
+        """Check every driver option, then connect to the controller (and gripper), undoing all if one fails.
+
+        Long on purpose: a flat list of option checks, each naming its option, value and range,
+        then one connect sequence with one clean-up; split, the options would be read in one
+        place and checked in another.
+        """
         host = str(host).strip()
         if not host:
             raise ConfigError(

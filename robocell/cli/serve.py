@@ -99,7 +99,11 @@ def serve(
     rt_bind: Annotated[Optional[str], typer.Option(help=(
         "--control process: the realtime endpoint (default: command port + 2)."))] = None,
 ) -> None:
-    """Serve one arm of a cell over ZeroMQ, with a driver (the simulator or a real arm)."""
+    """Serve one arm of a cell over ZeroMQ, with a driver (the simulator or a real arm).
+
+    Long on purpose: most of it is the flat list of its options; the body checks them, then
+    builds and runs the server in one straight sequence.
+    """
     from robocell.cellfile.spec import load_cell_spec
     from robocell.hardware.driver import create_driver
     from robocell.hardware.liveness import check_deadline
@@ -113,23 +117,9 @@ def serve(
         raise ConfigError(f"the cell has several arms ({', '.join(a.name for a in spec.arms)}); choose one with --arm")
     server_keys = load_server_keys(keys) if keys else None
     check_bind(bind, server_keys, insecure)  # before the driver connects to anything
-    if audit is not None:
-        # appended to, never replaced: an audit log that exists is the point, so no --force
-        check_output(audit, "--audit", kind="append")
-    if not 4096 <= audit_max_bytes <= 2**40:
-        raise ConfigError(f"--audit-max-bytes {audit_max_bytes} is outside [4096, 2^40] bytes; "
-                          "give the size at which the audit log is rotated, e.g. 16777216")
-    if not 0 <= audit_keep <= 1000:
-        raise ConfigError(f"--audit-keep {audit_keep} is outside [0, 1000]; give how many rotated files to keep")
+    _check_options(audit, audit_max_bytes, audit_keep, control, realtime, rt_priority)
     check_free(bind, state_bind)
     check_deadline(liveness, "--liveness")  # deadlines too: before the driver connects to anything
-    if control not in ("thread", "process"):
-        raise ConfigError(f"--control {control!r}: choose 'thread' (default) or 'process'")
-    if realtime not in ("auto", "require", "off"):
-        raise ConfigError(f"--realtime {realtime!r}: choose 'auto' (default), 'require' or 'off'")
-    if not 1 <= rt_priority <= 98:
-        raise ConfigError(f"--rt-priority {rt_priority} is outside [1, 98]; 80 (the default) is above the "
-                          "kernel's threaded interrupt handlers (50)")
     if control == "process":
         _return_large_buffers()
         _serve_process(cell, name, driver, bind, state_bind, rt_bind, state_rate, watchdog, lease_timeout,
@@ -154,6 +144,26 @@ def serve(
     gc.collect()
     gc.freeze()
     _run(server, ready_line(name, driver, server.endpoint, server.state_endpoint, server_keys is not None))
+
+
+def _check_options(audit: Path | None, audit_max_bytes: int, audit_keep: int, control: str, realtime: str,
+                   rt_priority: int) -> None:
+    """Refuse a bad --audit, --audit-max-bytes, --audit-keep, --control, --realtime or --rt-priority."""
+    if audit is not None:
+        # appended to, never replaced: an audit log that exists is the point, so no --force
+        check_output(audit, "--audit", kind="append")
+    if not 4096 <= audit_max_bytes <= 2**40:
+        raise ConfigError(f"--audit-max-bytes {audit_max_bytes} is outside [4096, 2^40] bytes; "
+                          "give the size at which the audit log is rotated, e.g. 16777216")
+    if not 0 <= audit_keep <= 1000:
+        raise ConfigError(f"--audit-keep {audit_keep} is outside [0, 1000]; give how many rotated files to keep")
+    if control not in ("thread", "process"):
+        raise ConfigError(f"--control {control!r}: choose 'thread' (default) or 'process'")
+    if realtime not in ("auto", "require", "off"):
+        raise ConfigError(f"--realtime {realtime!r}: choose 'auto' (default), 'require' or 'off'")
+    if not 1 <= rt_priority <= 98:
+        raise ConfigError(f"--rt-priority {rt_priority} is outside [1, 98]; 80 (the default) is above the "
+                          "kernel's threaded interrupt handlers (50)")
 
 
 def _run(server: object, line: str) -> None:
@@ -235,5 +245,6 @@ def keys_generate(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("serve")(serve)
+    # the help is given here: the docstring goes on to say why the function is long
+    app.command("serve", help="Serve one arm of a cell over ZeroMQ, with a driver (the simulator or a real arm).")(serve)
     app.add_typer(keys_app, name="keys")

@@ -260,8 +260,6 @@ def plan_linear_move(
     the path-curvature term) and the TCP within ``max_lin_speed`` m/s and
     ``max_ang_speed`` rad/s; sampled every ``dt`` plus the exact end.
     """
-    from scipy.interpolate import CubicSpline
-
     start = np.asarray(q0, dtype=float).reshape(-1)
     n = kin.n
     start = _vec(start, n, "q0")
@@ -281,6 +279,17 @@ def plan_linear_move(
         return _hold(start)
     s_grid = np.linspace(0.0, 1.0, segs + 1)
     poses = _interp_poses(np.asarray(t_start.A), t_end, s_grid)
+    qs = _waypoint_joints(kin, start, poses, s_grid, length, angle, rng)
+
+    t, q, qd = _time_path(kin, qs, s_grid, length, angle, v, acc, max_lin_speed, max_ang_speed, dt)
+    q[0], q[-1], qd[0], qd[-1] = start, qs[-1], 0.0, 0.0
+    return JointTrajectory(t, q, qd)
+
+
+def _waypoint_joints(kin: Kinematics, start: np.ndarray, poses: np.ndarray, s_grid: np.ndarray, length: float,
+                     angle: float, rng: np.random.Generator | None) -> np.ndarray:
+    """Each waypoint's joints by IK seeded with the previous one; a joint flip raises KinematicsError."""
+    segs, n = len(s_grid) - 1, kin.n
     bound = max(_MIN_JUMP, length / segs / _MIN_LEVER + _ROT_GAIN * angle / segs)
     qs = np.empty((segs + 1, n))
     qs[0] = start
@@ -300,7 +309,16 @@ def plan_linear_move(
                 f"{length / segs * 1e3:.1f} mm / {angle / segs:.3f} rad allows {bound:.2f} rad): "
                 "joint flip or near-singular path; try a joint move first or a different approach"
             )
+    return qs
 
+
+def _time_path(kin: Kinematics, qs: np.ndarray, s_grid: np.ndarray, length: float, angle: float, v: np.ndarray,
+               acc: np.ndarray, max_lin_speed: float, max_ang_speed: float,
+               dt: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(t, q, qd): a cubic spline through the waypoints, timed by the fastest trapezoid within every limit."""
+    from scipy.interpolate import CubicSpline
+
+    segs = len(s_grid) - 1
     spline = CubicSpline(s_grid, qs, axis=0, bc_type="natural")
     dense = np.linspace(0.0, 1.0, 8 * segs + 1)  # catch spline extrema between knots
     d1 = np.max(np.abs(spline(dense, 1)), axis=0)
@@ -323,8 +341,7 @@ def plan_linear_move(
     # can bulge past a limit by micro-radians when a waypoint sits on it
     q = np.clip(spline(s), kin.lower, kin.upper)
     qd = spline(s, 1) * sd[:, None]
-    q[0], q[-1], qd[0], qd[-1] = start, qs[-1], 0.0, 0.0
-    return JointTrajectory(t, q, qd)
+    return t, q, qd
 
 
 def timed_trajectory(t: ArrayLike, q: ArrayLike, *, n: int | None = None) -> JointTrajectory:

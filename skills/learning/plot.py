@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from spatialmath import SE3
@@ -68,23 +68,28 @@ def plot(result: LearnResult, spec: CellSpec, out: str | Path) -> Path:
     for fx in spec.fixtures:
         if fx.is_obstacle:
             _box(ax, fx.pose.se3(), fx.size)
-    ax.set_xlabel("x (m)")
-    ax.set_ylabel("y (m)")
-    ax.set_zlabel("z (m)")
-    ax.set_title(f"{skill.name}: TCP paths (world)")
-    ax.legend(fontsize=6, loc="upper left")
-    side.set_xlabel("distance along the path (m)")
-    side.set_ylabel("TCP height z (m)")
-    side.set_title(f"fit error {result.fit_rms * 1000:.1f} mm RMS, {result.fit_max * 1000:.1f} mm max "
-                   f"({skill.method}, {len(result.tasks)} demo(s))")
-    side.grid(alpha=0.3)
-    side.legend(fontsize=6)
+    _label(ax, side, result)
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def _label(ax: Any, side: Any, result: LearnResult) -> None:
+    """Axis labels, titles (the fit error) and legends of both panels."""
+    ax.set_xlabel("x (m)")
+    ax.set_ylabel("y (m)")
+    ax.set_zlabel("z (m)")
+    ax.set_title(f"{result.skill.name}: TCP paths (world)")
+    ax.legend(fontsize=6, loc="upper left")
+    side.set_xlabel("distance along the path (m)")
+    side.set_ylabel("TCP height z (m)")
+    side.set_title(f"fit error {result.fit_rms * 1000:.1f} mm RMS, {result.fit_max * 1000:.1f} mm max "
+                   f"({result.skill.method}, {len(result.tasks)} demo(s))")
+    side.grid(alpha=0.3)
+    side.legend(fontsize=6)
 
 
 def _arc(p: np.ndarray) -> np.ndarray:

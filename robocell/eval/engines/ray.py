@@ -104,7 +104,11 @@ class RayEngine:
         return True
 
     def _run(self, ray: Any, jobs: list[TrialJob], on_result: Callable[[TrialResult], None] | None) -> list[TrialResult]:
-        """Like the local engine: a trial is sent only to a warm actor, so its clock measures the trial."""
+        """Like the local engine: a trial is sent only to a warm actor, so its clock measures the trial.
+
+        Long on purpose: one scheduling loop over the worker slots, whose states (starting, ready,
+        running, finished, dead, hung) and their transitions read best side by side.
+        """
         from ray.exceptions import GetTimeoutError, RayActorError, RayError
 
         actor_cls = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(_TrialActor)
