@@ -116,6 +116,6 @@ def test_console_script_help_is_fast_and_light() -> None:
     assert "run" in out.stdout and "eval" in out.stdout and "demo" in out.stdout
     probe = subprocess.run(
         [sys.executable, "-c", "import sys, robocell, robocell.cli.main; "
-         "print(sorted(m for m in ('pybullet','torch','roboticstoolbox','transformers') if m in sys.modules))"],
+         "print(sorted(m for m in ('pybullet','torch','roboticstoolbox','transformers','spatialmath','scipy') if m in sys.modules))"],
         capture_output=True, text=True, timeout=60, check=True)
     assert probe.stdout.strip() == "[]"
