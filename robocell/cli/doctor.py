@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from robocell.cli.options import ServerOpt, console
+from robocell.cli.options import ConnectTimeoutOpt, ServerKeysOpt, ServerOpt, console
 from robocell.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -38,10 +38,8 @@ def register(app: typer.Typer) -> None:
     @app.command("doctor")
     def doctor_cmd(
         backend: ServerOpt,
-        keys: Annotated[Optional[Path], typer.Option(help="Keys folder, if the server runs with --keys.")] = None,
-        connect_timeout: Annotated[float, typer.Option(
-            help="Seconds to wait for the server to answer (a server that is still starting).")
-        ] = DOCTOR_CONNECT_TIMEOUT,
+        keys: ServerKeysOpt = None,
+        connect_timeout: ConnectTimeoutOpt = DOCTOR_CONNECT_TIMEOUT,
         samples: Annotated[int, typer.Option(help="State requests timed for the round-trip figures.")] = 200,
         as_json: Annotated[bool, typer.Option("--json", help="Print the checks as one JSON object.")] = False,
         strict: Annotated[bool, typer.Option(help="Exit with code 1 on warnings too.")] = False,

@@ -23,3 +23,8 @@ SkillsOpt = Annotated[
 ]
 #: the served arm the operator commands address (reset, doctor, top)
 ServerOpt = Annotated[str, typer.Option("--backend", help="The arm server's address, e.g. tcp://127.0.0.1:5555.")]
+#: the client keys for that server (reset, doctor, top)
+ServerKeysOpt = Annotated[Optional[Path], typer.Option(help="Keys folder, if the server runs with --keys.")]
+#: how long those commands wait for the server; each command keeps its own default
+ConnectTimeoutOpt = Annotated[float, typer.Option(
+    help="Seconds to wait for the server to answer (a server that is still starting).")]

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
 
-from robocell.cli.options import ServerOpt, console
+from robocell.cli.options import ConnectTimeoutOpt, ServerKeysOpt, ServerOpt, console
 from robocell.errors import ConfigError, LeaseError, MotionError
 from robocell.hardware.connect import DEFAULT_CONNECT_TIMEOUT
 
@@ -78,10 +78,8 @@ def register(app: typer.Typer) -> None:
     @app.command("reset")
     def reset_cmd(
         backend: ServerOpt,
-        keys: Annotated[Optional[Path], typer.Option(help="Keys folder, if the server runs with --keys.")] = None,
-        connect_timeout: Annotated[float, typer.Option(
-            help="Seconds to wait for the server to answer (a server that is still starting).")
-        ] = DEFAULT_CONNECT_TIMEOUT,
+        keys: ServerKeysOpt = None,
+        connect_timeout: ConnectTimeoutOpt = DEFAULT_CONNECT_TIMEOUT,
     ) -> None:
         """Clear a latched protective stop (watchdog, stop) on a served arm, once you know why it stopped."""
         reset_arm(backend, keys, connect_timeout, console)

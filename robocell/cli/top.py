@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console, Group
 from rich.markup import escape
 
-from robocell.cli.options import ServerOpt, console
+from robocell.cli.options import ConnectTimeoutOpt, ServerKeysOpt, ServerOpt, console
 from robocell.hardware.connect import DEFAULT_CONNECT_TIMEOUT
 
 if TYPE_CHECKING:
@@ -154,10 +154,8 @@ def register(app: typer.Typer) -> None:
     @app.command("top")
     def top_cmd(
         backend: ServerOpt,
-        keys: Annotated[Optional[Path], typer.Option(help="Keys folder, if the server runs with --keys.")] = None,
-        connect_timeout: Annotated[float, typer.Option(
-            help="Seconds to wait for the server to answer (a server that is still starting).")
-        ] = DEFAULT_CONNECT_TIMEOUT,
+        keys: ServerKeysOpt = None,
+        connect_timeout: ConnectTimeoutOpt = DEFAULT_CONNECT_TIMEOUT,
         once: Annotated[bool, typer.Option(help="Print one frame and exit (for scripts).")] = False,
     ) -> None:
         """Watch a served arm's telemetry live: tick timing, watchdog margin, lease, queues, mode, faults."""
