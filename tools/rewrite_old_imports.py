@@ -54,6 +54,8 @@ PATTERN = re.compile(r"(?<![\w.])robocell\.(" + "|".join(sorted(map(re.escape, R
 #: robocell.cellfile.spec is a new path already, robocell.cellfile.CellSpec an old one, bare robocell.cellfile the room
 SUBMODULES = {old: {p.stem for p in (ROOT / "robocell" / old).iterdir() if p.suffix == ".py" or p.is_dir()}
               for old in REWRITE if (ROOT / "robocell" / old).is_dir()}
+#: old modules whose dotted name is also an entry-point group's (core/plugins.py)
+ENTRY_POINT_GROUPS = {"backends"}
 EXTENSIONS = (".py", ".md", ".toml", ".yaml", ".yml", ".cfg", ".txt", ".ini")
 
 
@@ -62,6 +64,11 @@ def _sub(m: re.Match[str]) -> str:
     if before.endswith(('group="', "[", 'entry-points."')):
         return m.group(0)  # an entry-point group, not a module
     old = m.group(1)
+    quoted = m.string[m.start() - 1:m.start()] + m.string[m.end():m.end() + 1]
+    if old in ENTRY_POINT_GROUPS and quoted in ('""', "''", "``"):
+        # "robocell.backends" alone in quotes is the group's name (plugins.available("robocell.backends", ...),
+        # core/plugins.py's docstring); rewriting it would silently hide every installed third-party backend
+        return m.group(0)
     if old in SUBMODULES:
         # ambiguous: rewrite only an old module's name reached through it (robocell.cellfile.CellSpec,
         # from robocell.cellfile import load_cell_spec, robocell.cli:main), never the room or its modules
