@@ -8,9 +8,9 @@ the state message, the audit log.
 
 from __future__ import annotations
 
-from robocell.motion.planning import MIN_SPEED as MIN_SPEED
-from robocell.motion.trajectory import MAX_MOTION_DURATION as MAX_MOTION_DURATION
-from robocell.motion.trajectory import MAX_TRAJECTORY_SAMPLES as MAX_TRAJECTORY_SAMPLES
+from robocell.motion.limits import MAX_MOTION_DURATION as MAX_MOTION_DURATION
+from robocell.motion.limits import MAX_TRAJECTORY_SAMPLES as MAX_TRAJECTORY_SAMPLES
+from robocell.motion.limits import MIN_SPEED as MIN_SPEED
 
 # ---- messages (checked before decoding, or by the decoder)
 MAX_FOLLOW_MESSAGE = 1024 * 1024  # bytes in a `follow` request frame (60 s at 100 Hz for 7 joints is ~0.8 MB)

@@ -21,6 +21,8 @@ from typing import Any
 import zmq
 
 from robocell.errors import ConnectionLost, ProtocolError
+from robocell.hardware.protocol import WireError, unpack
+from robocell.hardware.wireerrors import error_for
 
 REPLY_MAX_STR = 1 << 20  # error messages from the server can be long; still bounded
 
@@ -104,11 +106,6 @@ def say_hello(d: zmq.Socket[bytes], watch: ConnectWatch, t_end: float, limit: fl
     ``envelope`` packs a request with a fresh id; ``keys_used`` and ``secure`` describe this
     client's keys for the message if nothing answers within ``limit``; returns hello's result.
     """
-    # imported here, not at the top: the CLI imports this module for DEFAULT_CONNECT_TIMEOUT when it
-    # builds `robocell --help`, and the protocol brings the motion limits (spatialmath, scipy: ~2 s)
-    from robocell.hardware.protocol import WireError, unpack
-    from robocell.hardware.wireerrors import error_for
-
     poller = zmq.Poller()
     poller.register(d, zmq.POLLIN | zmq.POLLOUT)
     if watch.monitor is not None:

@@ -13,6 +13,7 @@ import numpy as np
 from spatialmath import SE3
 
 from robocell.errors import ConfigError
+from robocell.motion.limits import MIN_SPEED as MIN_SPEED
 
 if TYPE_CHECKING:
     from robocell.motion.kinematics import Kinematics
@@ -20,9 +21,6 @@ if TYPE_CHECKING:
     from robocell.motion.trajectory import JointTrajectory
 
 FOLLOW_MAX_GAP = 0.05  # rad: a followed trajectory must start this close to the arm
-# Slowest speed fraction: a full-range joint move at 1 % of a 2 rad/s limit lasts minutes; slower ones
-# ran into the motion duration limit (robocell.motion.trajectory.MAX_MOTION_DURATION) after planning for seconds.
-MIN_SPEED = 0.01
 
 
 def speed_factor(speed: float) -> float:

@@ -18,6 +18,8 @@ from numpy.typing import ArrayLike
 from spatialmath import SE3
 
 from robocell.errors import ConfigError, KinematicsError, UnreachableError
+from robocell.motion.limits import MAX_MOTION_DURATION as MAX_MOTION_DURATION
+from robocell.motion.limits import MAX_TRAJECTORY_SAMPLES as MAX_TRAJECTORY_SAMPLES
 
 if TYPE_CHECKING:
     from robocell.motion.kinematics import Kinematics
@@ -33,10 +35,6 @@ _MIN_LEVER = 0.05
 _ROT_GAIN = 3.0
 # Floor of the joint-jump bound, rad: below this nothing is called a flip.
 _MIN_JUMP = 0.1
-# Longest trajectory any planner samples, s, and the most samples one may hold: checked before the
-# arrays are made (a move planned at a speed fraction of 1e-5 lasted 28 hours and took 3.4 GB to plan).
-MAX_MOTION_DURATION = 600.0
-MAX_TRAJECTORY_SAMPLES = 60_001
 
 
 @dataclass(frozen=True, eq=False)
